@@ -1,0 +1,49 @@
+# The two README commands: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+WORK ?= work
+DEMO_VIDEOS ?= 200
+APT_PACKAGES := ffmpeg espeak-ng tesseract-ocr tesseract-ocr-eng
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps test lint demo clean constraints bench
+
+install: system-deps $(STAMP)
+
+# Debian packages, only when one is missing (apt-get update is slow; skip it when possible).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -U pip setuptools wheel
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PIP) install -q --disable-pip-version-check --no-deps rapidocr-onnxruntime==1.4.4
+	@touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: install
+	bash scripts/demo.sh "$(WORK)" "$(DEMO_VIDEOS)"
+
+bench: install
+	$(PY) bench/run_all.py
+
+constraints:
+	$(PIP) freeze --exclude-editable | grep -v -E '^(videxperts|rapidocr)' > /tmp/videxperts-freeze.txt
+	@echo "review /tmp/videxperts-freeze.txt and merge it into constraints.txt"
+
+clean:
+	rm -rf $(WORK) .pytest_cache .ruff_cache

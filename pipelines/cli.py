@@ -1,0 +1,90 @@
+"""The ``videxperts`` command line: a thin click group; each subcommand lives in its own module.
+
+Subcommand modules are imported lazily so ``videxperts --help`` stays fast and a broken
+optional dependency of one subcommand does not take the others down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+from pipelines.errors import UserError
+
+# name -> (module, attribute, one-line help shown in `videxperts --help`)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "data": ("pipelines.commands.data", "data", "Make or import a video-text dataset (manifest + captions)."),
+    "extract": ("pipelines.commands.extract", "extract", "Extract expert features into a Zarr store with Ray."),
+    "store": ("pipelines.commands.store", "store", "Inspect, verify and compact a feature store."),
+    "train": ("pipelines.commands.train", "train", "Train CE / ablations / TeachText with Ray Train, tracked in MLflow."),
+    "evaluate": ("pipelines.commands.evaluate", "evaluate", "Re-evaluate a trained run or checkpoint on a store."),
+    "report": ("pipelines.commands.report", "report", "Print the results table of an MLflow experiment."),
+    "submit": ("pipelines.commands.submit", "submit", "Submit a videxperts command to a Ray cluster (Jobs API)."),
+    "ui": ("pipelines.commands.ui", "ui", "Start the MLflow UI on 127.0.0.1 for the project's tracking store."),
+}
+
+
+def _version() -> str:
+    try:
+        return version("videxperts")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module, attr, _ = SUBCOMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, _, help_) in SUBCOMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="videxperts")
+def cli() -> None:
+    """videxperts: extract Collaborative-Experts features from raw videos and train retrieval models.
+
+    \b
+    Typical flow:
+      videxperts data synth --out work/data --videos 200
+      videxperts extract work/data/manifest.parquet --out work/store.zarr --profile demo
+      videxperts train --config configs/train/demo_ce.yaml --store work/store.zarr
+      videxperts report --experiment demo
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="videxperts", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("videxperts: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        click.echo(f"videxperts: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("videxperts: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
