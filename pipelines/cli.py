@@ -75,8 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("videxperts: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line, naming what was wrong; `--help` has the long form.
+        path = exc.ctx.command_path if exc.ctx else "videxperts"
+        click.echo(f"videxperts: error: {exc.format_message()} (see '{path} --help')", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"videxperts: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except UserError as exc:
         click.echo(f"videxperts: error: {exc}", err=True)
