@@ -1,0 +1,163 @@
+"""The expert registry: expert names → classes (imported lazily), and extraction profiles.
+
+A profile (``configs/extract/<name>.yaml``) says which experts run and how each is built:
+``experts.<name>`` is passed as keyword arguments to the expert's class. Validation happens
+when the profile is loaded, so a typo fails before any video is decoded, with the file and
+key named.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from extractors.base import Expert
+from pipelines.errors import UserError
+
+EXPERT_CLASSES: dict[str, str] = {
+    "scene": "extractors.experts.scene:SceneExpert",
+    "inst": "extractors.experts.inst:InstExpert",
+    "i3d": "extractors.experts.i3d:I3DExpert",
+    "r2p1d": "extractors.experts.r2p1d:R2P1DExpert",
+    "audio": "extractors.experts.audio:VGGishExpert",
+    "ocr": "extractors.experts.ocr:OCRExpert",
+    "face": "extractors.experts.face:FaceExpert",
+    "speech": "extractors.experts.speech:SpeechExpert",
+}
+TEXT_ENCODERS = ("minilm", "wordvec", "gpt2")
+PROFILE_KEYS = {"name", "description", "decoder", "experts", "text_encoders"}
+DECODER_KEYS = {"backend", "window_seconds", "timeout_s", "max_pixels"}
+
+
+class ProfileError(UserError):
+    """A profile file that cannot be read or names unknown experts/keys."""
+
+
+def configs_dir() -> Path:
+    """``$VIDEXPERTS_CONFIGS`` or the repository's ``configs/`` (next to the packages)."""
+    env = os.environ.get("VIDEXPERTS_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
+
+
+def available_experts() -> list[str]:
+    """Every registered expert name, sorted (the processing order)."""
+    return sorted(EXPERT_CLASSES)
+
+
+def available_profiles() -> list[str]:
+    d = configs_dir() / "extract"
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def expert_class(name: str) -> type[Expert]:
+    """Import and return the class for ``name`` (only then is its module imported)."""
+    if name not in EXPERT_CLASSES:
+        raise UserError(f"unknown expert {name!r} (available: {', '.join(available_experts())})")
+    module, _, attr = EXPERT_CLASSES[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"expert {name!r} is not available in this installation ({e})") from e
+
+
+def _profile_path(name_or_path: str | os.PathLike[str]) -> Path:
+    s = str(name_or_path)
+    if s.endswith((".yaml", ".yml")) or os.sep in s or "/" in s:
+        return Path(s)
+    return configs_dir() / "extract" / f"{s}.yaml"
+
+
+def load_profile(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a profile; a bare name means ``configs/extract/<name>.yaml``."""
+    path = _profile_path(name_or_path)
+    if not path.is_file():
+        known = ", ".join(available_profiles()) or "none"
+        raise ProfileError(f"{path}: extraction profile not found (known profiles: {known})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not valid YAML ({e})") from e
+    validate_profile(data, str(path))
+    data.setdefault("name", path.stem)
+    data.setdefault("decoder", {})
+    data.setdefault("text_encoders", {})
+    data["source"] = str(path)
+    return data
+
+
+def validate_profile(data: Any, source: str = "profile") -> None:
+    """Check the profile's shape, expert names and every expert's keys against its constructor."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{source}: a profile must be a mapping, got {type(data).__name__}")
+    _unknown(source, "", data, PROFILE_KEYS)
+    experts = data.get("experts")
+    if not isinstance(experts, dict) or not experts:
+        raise ProfileError(f"{source}: 'experts' must be a non-empty mapping of expert name → settings")
+    _unknown(source, "decoder.", data.get("decoder") or {}, DECODER_KEYS)
+    for name, cfg in experts.items():
+        if name not in EXPERT_CLASSES:
+            raise ProfileError(f"{source}: unknown expert 'experts.{name}' (available: {', '.join(available_experts())})")
+        if cfg is not None and not isinstance(cfg, dict):
+            raise ProfileError(f"{source}: 'experts.{name}' must be a mapping of settings")
+        allowed = _accepted_keys(name)
+        if allowed is not None:
+            _unknown(source, f"experts.{name}.", cfg or {}, allowed)
+    text = data.get("text_encoders") or {}
+    if not isinstance(text, dict):
+        raise ProfileError(f"{source}: 'text_encoders' must be a mapping")
+    _unknown(source, "text_encoders.", text, set(TEXT_ENCODERS))
+
+
+def _unknown(source: str, prefix: str, cfg: Any, allowed: set[str]) -> None:
+    if not isinstance(cfg, dict):
+        raise ProfileError(f"{source}: '{prefix.rstrip('.') or 'profile'}' must be a mapping")
+    bad = sorted(set(cfg) - allowed)
+    if bad:
+        raise ProfileError(f"{source}: unknown key '{prefix}{bad[0]}' (allowed: {', '.join(sorted(allowed))})")
+
+
+def _accepted_keys(name: str) -> set[str] | None:
+    """Keyword arguments the expert's constructor accepts (None: anything, or not importable yet).
+
+    Walks the class hierarchy so that ``**kw`` forwarded to a base constructor still counts.
+    """
+    try:
+        cls = expert_class(name)
+    except UserError:
+        return None  # validated when the expert is built
+    keys: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        keys |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return keys
+    return None
+
+
+def build_expert(name: str, profile_cfg: dict[str, Any] | None = None, weights: str | None = None) -> Expert:
+    """Construct expert ``name`` from its profile entry (or from a whole profile's ``experts``).
+
+    ``profile_cfg`` may be the expert's own settings or a whole profile dict; ``weights``
+    overrides the profile's checkpoint (e.g. from the command line).
+    """
+    cfg = dict(profile_cfg or {})
+    if "experts" in cfg and isinstance(cfg["experts"], dict):
+        cfg = dict(cfg["experts"].get(name) or {})
+    if weights is not None:
+        cfg["weights"] = weights
+    cls = expert_class(name)
+    allowed = _accepted_keys(name)
+    if allowed is not None:
+        _unknown(f"expert {name!r}", "", cfg, allowed)
+    try:
+        return cls(**cfg)
+    except TypeError as e:
+        raise ProfileError(f"expert {name!r}: bad settings ({e})") from e

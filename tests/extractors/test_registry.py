@@ -1,0 +1,145 @@
+"""extractors.registry: profiles load and validate; every CNN expert builds from the demo profile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from extractors.base import Expert, MediaView
+from extractors.registry import (
+    EXPERT_CLASSES,
+    ProfileError,
+    available_experts,
+    build_expert,
+    load_profile,
+)
+from pipelines.errors import UserError
+
+CNN = ["audio", "i3d", "inst", "r2p1d", "scene"]
+
+
+def test_available_experts_sorted_and_complete():
+    assert available_experts() == sorted(["scene", "inst", "i3d", "r2p1d", "audio", "ocr", "face", "speech"])
+    assert EXPERT_CLASSES["audio"] == "extractors.experts.audio:VGGishExpert"
+
+
+@pytest.mark.parametrize("profile", ["demo", "paper"])
+def test_profiles_have_the_agreed_shape(profile):
+    p = load_profile(profile)
+    assert p["name"] == profile and p["source"].endswith(f"extract/{profile}.yaml")
+    assert set(p["experts"]) == set(available_experts())
+    assert p["decoder"]["backend"] == "decord"
+    assert p["experts"]["ocr"] == {"fps": 1.0, "min_confidence": 0.5, "word_encoder": "minilm"}
+    assert p["experts"]["face"] == {"fps": 2.0, "embedding": "resnet50", "dim": 512, "seed": 0}
+    assert p["experts"]["speech"] == {"engine": "pocketsphinx", "word_encoder": "minilm"}
+    assert set(p["text_encoders"]) == {"minilm", "wordvec", "gpt2"}
+
+
+def test_every_cnn_expert_builds_from_the_demo_profile():
+    p = load_profile("demo")
+    dims = {}
+    for name in CNN:
+        e = build_expert(name, p["experts"][name])
+        assert isinstance(e, Expert) and e.name == name
+        dims[name] = e.dim
+        prov = e.provenance()
+        assert prov["weights"] == "random-init:seed=0" and prov["sampling"] == e.needs.to_dict()
+    assert dims == {"scene": 1024, "inst": 512, "i3d": 1024, "r2p1d": 512, "audio": 128}
+    # the whole profile is accepted too, and builds the named expert
+    assert build_expert("inst", p).variant == "resnet18"
+
+
+def test_demo_expert_extracts_after_registry_build():
+    e = build_expert("inst", load_profile("demo"), weights=None)
+    frames = np.random.default_rng(0).integers(0, 255, (3, 112, 149, 3), dtype=np.uint8)
+    out = e.extract([MediaView("v", 3.0, frames, np.arange(3.0))])[0]
+    assert out.features.shape == (3, 512)
+
+
+def test_paper_profile_dims():
+    p = load_profile("paper")
+    assert {n: build_expert(n, p).dim for n in CNN} == {
+        "scene": 2208, "inst": 2048, "i3d": 1024, "r2p1d": 512, "audio": 128}
+
+
+def test_weights_override(tmp_path):
+    e = build_expert("audio", {"variant": "vggish_small"}, weights=str(tmp_path / "x.pt"))
+    assert e.weights == str(tmp_path / "x.pt")
+    with pytest.raises(UserError, match="x.pt: weights file not found"):
+        e.load("cpu")
+    with pytest.raises(UserError, match="x.pt: weights file not found"):
+        e.provenance()
+    offline = build_expert("audio", {"variant": "vggish_small", "cache_dir": str(tmp_path)},
+                           weights="http://127.0.0.1:9/v.pt")
+    with pytest.raises(UserError, match="http://127.0.0.1:9/v.pt: cannot download"):
+        offline.provenance()
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_bad_expert_key_names_file_and_key(tmp_path):
+    path = write(tmp_path, "experts:\n  scene: {variant: densenet121, fsp: 1.0}\n")
+    with pytest.raises(ProfileError) as e:
+        load_profile(str(path))
+    assert str(path) in str(e.value) and "experts.scene.fsp" in str(e.value)
+    assert isinstance(e.value, UserError)
+
+
+def test_unknown_expert_and_top_level_key(tmp_path):
+    with pytest.raises(ProfileError, match="experts.flow"):
+        load_profile(write(tmp_path, "experts:\n  flow: {}\n"))
+    with pytest.raises(ProfileError, match="unknown key 'expert'"):
+        load_profile(write(tmp_path, "expert:\n  scene: {}\n"))
+    with pytest.raises(ProfileError, match="decoder.backnd"):
+        load_profile(write(tmp_path, "decoder: {backnd: pyav}\nexperts:\n  scene: {}\n"))
+    with pytest.raises(ProfileError, match="text_encoders.bert"):
+        load_profile(write(tmp_path, "experts:\n  scene: {}\ntext_encoders: {bert: {}}\n"))
+
+
+def test_bad_values_and_files(tmp_path):
+    with pytest.raises(ProfileError, match="not found"):
+        load_profile("no-such-profile")
+    with pytest.raises(ProfileError, match="not valid YAML"):
+        load_profile(write(tmp_path, "experts: [unclosed\n"))
+    with pytest.raises(ProfileError, match="non-empty mapping"):
+        load_profile(write(tmp_path, "name: x\n"))
+    with pytest.raises(UserError, match="unknown variant 'densenet999'"):
+        build_expert("scene", {"variant": "densenet999"})
+    with pytest.raises(UserError, match="unknown expert 'sound'"):
+        build_expert("sound", {})
+    with pytest.raises(UserError, match="unknown key 'colour'"):
+        build_expert("inst", {"colour": 1})
+
+
+@pytest.mark.slow
+def test_demo_experts_on_a_real_decode_windows_concatenate(tmp_path):
+    """One real decode serves all five CNN experts; 1 s windows give the whole-video rows."""
+    from extractors.base import ExpertOutput
+    from extractors.decode import decode_video, decode_windows
+    from tests.media import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", seconds=2.5, fps=25, size=(160, 120), audio_rate=16_000)
+    p = load_profile("demo")
+    experts = {n: build_expert(n, p) for n in CNN}
+    for e in experts.values():
+        e.load("cpu")
+    needs = {n: e.needs for n, e in experts.items()}
+    whole = decode_video(clip, needs, backend="pyav")
+    windows = list(decode_windows(clip, needs, backend="pyav", window_seconds=1.0))
+    assert len(windows) >= 2
+    for n, e in experts.items():
+        one = e.extract([whole[n]])[0]
+        parts = ExpertOutput.concat([o for o in e.extract([w[n] for w in windows])], e.dim)
+        assert one.features.shape[0] >= 1 and one.features.shape == parts.features.shape, n
+        assert one.features.shape[1] == e.dim
+        np.testing.assert_allclose(parts.timestamps, one.timestamps, atol=1e-6)
+        if n == "audio":  # only the last 15 ms frame of a window's final segment differs
+            assert one.features.shape[0] == 2  # floor(2.5 / 0.96)
+            assert np.corrcoef(parts.features.ravel(), one.features.ravel())[0, 1] > 0.99
+        else:
+            np.testing.assert_allclose(parts.features, one.features, rtol=1e-4,
+                                       atol=1e-4 * np.abs(one.features).max())
