@@ -1,0 +1,140 @@
+"""`videxperts extract` end to end on a real Ray head: counts, captions, MLflow, resume, hostile inputs.
+
+Plus the pure rules (retry policy, accounting, resource fitting, input listing) without Ray.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.extract_accounting import CRASH, ERROR, FAIL, INPUT, QUARANTINE, RETRY, Accounting, RetryPolicy
+from pipelines.extract_inputs import list_inputs
+from pipelines.extract_plan import StagePlan, fit_resources
+from tests.media import make_clip, make_hostile_corpus
+from tests.pipelines.extract_helpers import (
+    CHEAP_EXPERTS,
+    done_records,
+    extract_cmd,
+    ray_cluster,
+    run_extract_cli,
+)
+
+N_CLIPS = 4
+
+
+# ------------------------------------------------------------------ rules without Ray
+def test_retry_policy_input_errors_fail_at_once_crashes_quarantine() -> None:
+    p = RetryPolicy(max_retries=2, quarantine_after=2)
+    assert p.decide(INPUT, attempts=1, crashes=0) == FAIL
+    assert [p.decide(ERROR, a, 0) for a in (1, 2, 3)] == [RETRY, RETRY, FAIL]
+    assert [p.decide(CRASH, 0, c) for c in (1, 2)] == [RETRY, QUARANTINE]
+
+
+def test_accounting_invariant_is_enforced() -> None:
+    acc = Accounting(inputs=5, skipped=1)
+    for outcome in ("done", "done", "failed", "quarantined"):
+        acc.record_outcome(outcome)
+    s = acc.summary(pending=0, interrupted=False, store="x")
+    assert (s["done"], s["failed"], s["quarantined"], s["skipped"]) == (2, 1, 1, 1)
+    acc.record_outcome("done")
+    with pytest.raises(AssertionError, match="accounting broken"):
+        acc.check(0)
+
+
+def test_fit_resources_scales_to_the_cluster() -> None:
+    stages = [StagePlan("decode", 1, 1.0), StagePlan("scene", 1, 1.0, num_gpus=0.5), StagePlan("audio", 1, 2.0)]
+    fitted, notes = fit_resources(stages, cluster_cpus=2.0, cluster_gpus=0.0)
+    assert all(s.num_gpus == 0 for s in fitted)
+    assert sum(s.num_cpus * s.replicas for s in fitted) <= 2.0 + 1e-9
+    assert any("no GPUs" in n for n in notes)
+    gpu = [StagePlan("a", 2, 1.0, num_gpus=1.0), StagePlan("b", 2, 1.0, num_gpus=1.0)]
+    fitted, _ = fit_resources(gpu, cluster_cpus=16, cluster_gpus=1.0)
+    assert [s.num_gpus for s in fitted] == [0.25, 0.25]  # four actors share one GPU
+
+
+def test_list_inputs_folder_glob_and_missing(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    make_clip(tmp_path / "a.mp4", seconds=0.5)
+    (tmp_path / "sub" / "a.mp4").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a video")
+    folder = list_inputs(str(tmp_path))
+    assert sorted(v.video_id for v in folder.videos) == ["a", "sub__a"]
+    assert all(Path(v.path).is_absolute() for v in folder.videos)
+    assert len(list_inputs(str(tmp_path / "**" / "*.mp4")).videos) == 2
+    with pytest.raises(UserError, match="no such"):
+        list_inputs(str(tmp_path / "missing"))
+
+
+# ------------------------------------------------------------------ on a real Ray head
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory):
+    with ray_cluster(tmp_path_factory.mktemp("ray"), head_cpus=2) as info:
+        yield info
+
+
+@pytest.mark.slow
+def test_extract_dataset_then_resume_skips_everything(head: dict, tmp_path: Path) -> None:
+    from pipelines.synth import synthesize
+    from storage.manifest import read_captions
+    from storage.store import FeatureStore
+
+    data = tmp_path / "data"
+    synthesize(data, videos=N_CLIPS, seed=0, workers=1, min_seconds=2.0, max_seconds=3.0, progress=False)
+    n_captions = read_captions(data).num_rows
+    store = tmp_path / "work" / "store.zarr"
+    s = run_extract_cli(extract_cmd(data, store, head["gcs_address"], "--experts", CHEAP_EXPERTS), head)
+    assert (s["inputs"], s["done"], s["failed"], s["quarantined"], s["skipped"]) == (N_CLIPS, N_CLIPS, 0, 0, 0)
+    assert s["stages"]["decode"]["items"] == N_CLIPS  # decoded once per video, not once per expert
+    assert s["stages"]["audio"]["items"] == s["stages"]["scene"]["items"] == N_CLIPS
+    fs = FeatureStore.open(str(store), mode="r")
+    info = fs.info()
+    assert {e: info["experts"][e]["done"] for e in ("audio", "scene")} == {"audio": N_CLIPS, "scene": N_CLIPS}
+    assert info["text_encoders"]["minilm"]["captions"] == n_captions and n_captions >= N_CLIPS
+    assert fs.verify() == []
+    assert max(done_records(store).values()) == 1
+    # the job is one MLflow run beside the store, with params and the failure report
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{store.parent / 'mlflow.db'}")
+    run = mlflow.get_run(s["mlflow_run_id"])
+    assert run.data.params["experts"] == "audio,scene" and run.data.params["decoder"] == "decord"
+    assert run.data.params["scene.weights"].startswith("random-init")
+    assert run.data.metrics["done"] == N_CLIPS
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"failures.csv", "summary.json"} <= artifacts
+
+    again = run_extract_cli(extract_cmd(data, store, head["gcs_address"], "--experts", CHEAP_EXPERTS,
+                                        "--no-tracking"), head)
+    assert (again["skipped"], again["done"], again["stages"]) == (N_CLIPS, 0, {})
+    assert again["captions"]["todo"] == 0
+    assert max(done_records(store).values()) == 1
+
+
+@pytest.mark.slow
+def test_hostile_folder_every_input_accounted_for(head: dict, tmp_path: Path) -> None:
+    from storage.store import FeatureStore
+
+    corpus = make_hostile_corpus(tmp_path / "hostile")
+    for name in ("long_sparse", "huge_frame", "vfr", "rotated"):  # slow or already covered by decoder tests
+        corpus.pop(name).unlink()
+    store = tmp_path / "store.zarr"
+    s = run_extract_cli(extract_cmd(tmp_path / "hostile", store, head["gcs_address"], "--experts", "audio",
+                                    "--no-tracking", "--max-retries", "1"), head)
+    files = list((tmp_path / "hostile").glob("*.mp4"))
+    assert s["inputs"] == len(files)
+    assert s["done"] + s["failed"] + s["quarantined"] + s["skipped"] == s["inputs"]
+    status = FeatureStore.open(str(store), mode="r").status_table().to_pandas().set_index("video_id")
+    assert len(status) == len(files)  # every input has a record, each with a state
+    for good in ("good", "good_faststart", "vidéo avec espaces ☃ 名前", "no_audio", "audio_only"):
+        assert status.loc[good, "state"] == "done", (good, status.loc[good].to_dict())
+    for bad in ("zero_byte", "random_bytes", "truncated"):
+        row = status.loc[bad]
+        assert row["state"] == "failed" and row["error_class"], (bad, row.to_dict())
+        assert bad in str(row["message"])  # the message names the input
+    assert status.loc["zero_byte", "error_class"] == "EmptyFileError"
+    assert status.loc["zero_byte", "attempts"] == 1  # typed input errors are not retried
+    shutil.rmtree(tmp_path / "hostile")
