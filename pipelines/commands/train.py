@@ -1,11 +1,65 @@
-"""`videxperts train`: placeholder until its issue lands."""
+"""`videxperts train`: train a CE-family model (or TeachText student) with Ray Train, tracked in MLflow."""
+
+from __future__ import annotations
+
+import json
 
 import click
 
-from pipelines.errors import NotAvailableYet
+from pipelines.errors import UserError
 
 
-@click.command("train", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def train() -> None:
-    """Not available yet in this version of videxperts."""
-    raise NotAvailableYet("'videxperts train' is not available yet in this version")
+def _seeds(value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        return [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds: expected comma-separated integers, got {value!r}") from None
+
+
+@click.command("train")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False), help="Training config YAML.")
+@click.option("--store", default=None, help="Feature store (path or fsspec URL).")
+@click.option("--data", default=None, type=click.Path(), help="Dataset dir with manifest.parquet (the splits).")
+@click.option("--num-workers", default=1, show_default=True, type=click.IntRange(1), help="Ray Train workers (DDP).")
+@click.option("--use-gpu", is_flag=True, help="One GPU per worker, NCCL, mixed precision.")
+@click.option("--seeds", default=None, help="Comma-separated seeds (default: the config's train.seed).")
+@click.option("--epochs", default=None, type=click.IntRange(1), help="Override train.epochs.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+              "sqlite:///<work-dir>/mlflow.db).")
+@click.option("--experiment", default=None, help="MLflow experiment name (default: videxperts).")
+@click.option("--work-dir", default="work", show_default=True, type=click.Path(file_okay=False),
+              help="Where the sqlite tracking store, artifacts and Ray checkpoints go.")
+@click.option("--address", default=None, help="Ray cluster address (default: local Ray).")
+@click.option("--max-failures", default=1, show_default=True, type=click.IntRange(0),
+              help="Worker failures tolerated; training resumes from the last epoch checkpoint.")
+@click.option("--describe", is_flag=True, help="Build the model without data and print its parameter counts.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def train(config: str, store: str | None, data: str | None, num_workers: int, use_gpu: bool, seeds: str | None,
+          epochs: int | None, tracking_uri: str | None, experiment: str | None, work_dir: str,
+          address: str | None, max_failures: int, describe: bool, as_json: bool) -> None:
+    """Train the model of CONFIG on the features in STORE: one MLflow parent run, one child per seed."""
+    if describe:
+        from training.describe import describe_model, format_description
+
+        desc = describe_model(config)
+        click.echo(json.dumps(desc, indent=1) if as_json else format_description(desc, structure=True))
+        return
+    from pipelines.train_job import TrainRequest, run_train
+
+    summary = run_train(TrainRequest(
+        config=config, store=store, data=data, num_workers=num_workers, use_gpu=use_gpu, seeds=_seeds(seeds),
+        tracking_uri=tracking_uri, experiment=experiment, epochs=epochs, work_dir=work_dir, address=address,
+        max_failures=max_failures, quiet=as_json,
+    ))
+    if as_json:
+        slim = {k: v for k, v in summary.items() if k != "seeds"}
+        slim["seeds"] = {str(s): {k: v for k, v in r.items() if k != "history"} for s, r in summary["seeds"].items()}
+        click.echo(json.dumps(slim, indent=1))
+        return
+    click.echo(f"parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
+    for seed, r in summary["seeds"].items():
+        t2v = r["test"].get("t2v", {})
+        click.echo(f"  seed {seed}: run {r['run_id']}  best epoch {r['best_epoch']}  test t2v "
+                   + "  ".join(f"{k} {v:.1f}" for k, v in t2v.items()))

@@ -1,0 +1,198 @@
+"""The ``videxperts train`` job: config -> parent MLflow run -> one Ray Train job per seed.
+
+The driver never touches features: workers read them through the store reader. The driver
+resolves the config and the splits, checks the tracking store (fail before training), starts
+Ray, creates the runs, and logs what each seed's final checkpoint holds (test metrics of the
+best validation epoch, best weights, curves, rank plot).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.errors import UserError
+
+CRASH_ENV = "VIDEXPERTS_CRASH_AT_EPOCH"  # test hook: a worker hard-exits after this epoch's checkpoint
+CRASH_ONCE_ENV = "VIDEXPERTS_CRASH_ONCE"  # "1": crash only the first attempt (then resume)
+
+
+@dataclass
+class TrainRequest:
+    config: str | Path | dict
+    store: str | None = None
+    data: str | None = None
+    num_workers: int = 1
+    use_gpu: bool = False
+    seeds: list[int] | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    epochs: int | None = None
+    work_dir: str = "work"
+    address: str | None = None
+    max_failures: int = 1
+    quiet: bool = False  # no worker logs on the driver (keeps --json stdout clean)
+    source: dict | None = None  # pre-built {"kind": "arrays", "splits": {...}} (tests, benchmarks)
+    extra_params: dict = field(default_factory=dict)
+
+
+def resolve_config(config: str | Path | dict, epochs: int | None = None, seed: int | None = None) -> Any:
+    """The TrainConfig with command-line overrides applied (epochs, seed)."""
+    from training.config import load_config
+
+    cfg = load_config(config)
+    if epochs is None and seed is None:
+        return cfg
+    d = cfg.to_dict()
+    if epochs is not None:
+        d["train"]["epochs"] = int(epochs)
+    if seed is not None:
+        d["train"]["seed"] = int(seed)
+    out = load_config(d)
+    return out
+
+
+def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None:
+    """Local Ray with enough CPUs for the workers (1 CPU each), or join ``--address``."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+    else:
+        ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=not quiet)
+
+
+def _store_source(req: TrainRequest, cfg: Any) -> dict:
+    from training.data import read_splits
+
+    if not req.store:
+        raise UserError("--store is required")
+    splits = read_splits(req.data, store=req.store)
+    if not splits.get("train"):
+        raise UserError(f"no training videos in the split information of {req.data or req.store}")
+    _check_store(req.store, cfg)
+    return {"kind": "store", "url": req.store, "splits": splits}
+
+
+def _check_store(url: str, cfg: Any) -> None:
+    """The store exists and has the config's experts and text encoder (a clear error before Ray starts)."""
+    if "://" not in str(url) and not Path(url).exists():
+        raise UserError(f"feature store not found: {url}")
+    try:
+        from storage.store import FeatureStore
+
+        store = FeatureStore.open(url, mode="r")
+        have = set(store.experts)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - report any opening problem as one line
+        raise UserError(f"cannot open feature store {url}: {exc}") from None
+    missing = [e for e in cfg.expert_names if e not in have]
+    if missing:
+        raise UserError(f"store {url} has no features for experts {missing} (has {sorted(have)})")
+
+
+def _child_artifacts(client: Any, run_id: str, cfg: Any, state: dict, result: dict, ranks: Any) -> None:
+    from training.plots import rank_distribution, training_curve
+    from training.teachtext import MODEL_FILE, save_model_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="vx-art-") as tmp:
+        t = Path(tmp)
+        (t / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        client.log_artifact(run_id, str(t / "config.yaml"))
+        ckdir = t / "checkpoint"
+        save_model_checkpoint(ckdir / MODEL_FILE, cfg, state)
+        client.log_artifacts(run_id, str(ckdir), "checkpoint")
+        plots = t / "plots"
+        plots.mkdir()
+        training_curve(result.get("history", []), plots / "training_curve.png", f"{cfg.name} seed {cfg.train.seed}")
+        rank_distribution(ranks, plots / "rank_distribution.png", f"{cfg.name} seed {cfg.train.seed}: test t2v")
+        client.log_artifacts(run_id, str(plots), "plots")
+
+
+def _fit_result(res: Any) -> Any:
+    err = getattr(res, "error", None)
+    if err is not None:
+        raise RuntimeError(f"training failed: {err}") from err
+    if res.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint")
+    return res.checkpoint
+
+
+def run_train(req: TrainRequest) -> dict:
+    """Run the whole command; returns a summary (run ids, per-seed and mean/std test metrics)."""
+    from mlflow.tracking import MlflowClient
+
+    from training import tracking
+    from training.describe import count_parameters
+    from training.loop import LoopOptions, build_model, flat_metrics, read_result, run_ray_training
+    from training.teachtext import resolve_teachers
+
+    work = Path(req.work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    base_cfg = resolve_config(req.config, req.epochs)
+    seeds = req.seeds if req.seeds else [int(base_cfg.train.seed)]
+    uri = tracking.resolve_tracking_uri(work, req.tracking_uri)
+    tracking.check_tracking(uri)
+    source = req.source or _store_source(req, base_cfg)
+    client = MlflowClient(uri)
+    exp_id = tracking.ensure_experiment(client, req.experiment or tracking.DEFAULT_EXPERIMENT,
+                                        tracking.artifact_root(work) if tracking.is_local_uri(uri) else None)
+    n_params = count_parameters(build_model(base_cfg))
+    tags = {**tracking.base_tags(), "model.name": base_cfg.name, "model.variant": base_cfg.model.variant,
+            "model.parameters": str(n_params), "text.encoder": base_cfg.data.text.encoder}
+    params = {k: v for k, v in base_cfg.flatten().items() if k != "train.seed"}
+    params.update({"store": req.store or "<arrays>", "data": req.data or "", "experts": ",".join(base_cfg.expert_names),
+                   "text_encoder": base_cfg.data.text.encoder, "num_workers": req.num_workers,
+                   "use_gpu": req.use_gpu, "seeds": ",".join(map(str, seeds)), **req.extra_params})
+    teacher_paths = resolve_teachers(list(base_cfg.teachtext.teachers), uri, work / "teachers") \
+        if base_cfg.teachtext is not None else []
+    crash_at = os.environ.get(CRASH_ENV)
+
+    summary: dict[str, Any] = {"experiment_id": exp_id, "tracking_uri": uri, "seeds": {}, "parameters": n_params}
+    with tracking.terminate_as_interrupt():
+        parent = tracking.start_run(client, exp_id, base_cfg.name, {**tags, tracking.KIND_TAG: "train"})
+        summary["parent_run_id"] = parent
+        with tracking.run_guard(client, parent):
+            tracking.log_params(client, parent, params)
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(base_cfg.to_dict(), sort_keys=False))
+                client.log_artifact(parent, str(Path(tmp) / "config.yaml"))
+            init_ray(req.address, req.num_workers, req.quiet)
+            per_seed = []
+            for seed in seeds:
+                cfg = resolve_config(base_cfg.to_dict(), seed=seed)
+                child = tracking.start_run(client, exp_id, f"{cfg.name}-seed{seed}",
+                                           {**tags, tracking.KIND_TAG: "seed", "seed": str(seed)}, parent)
+                with tracking.run_guard(client, child):
+                    tracking.log_params(client, child, {**params, "train.seed": seed})
+                    options = LoopOptions(
+                        use_gpu=req.use_gpu, mlflow_uri=uri, mlflow_run_id=child,
+                        crash_at_epoch=int(crash_at) if crash_at else None,
+                        crash_marker=str(work / f"crashed-{child}") if os.environ.get(CRASH_ONCE_ENV) == "1" else None,
+                    )
+                    res = run_ray_training(cfg, source, options, num_workers=req.num_workers,
+                                           storage_path=str(work / "ray"), name=f"{cfg.name}-{child}",
+                                           max_failures=req.max_failures, teachers=teacher_paths)
+                    ckpt = _fit_result(res)
+                    with tempfile.TemporaryDirectory(prefix="vx-res-") as tmp:
+                        result, state, ranks = read_result(ckpt.to_directory(tmp))
+                    test = flat_metrics("test", result.get("test", {}))
+                    final = {**test, "best_epoch": float(result["best_epoch"])}
+                    tracking.log_metrics(client, child, final, step=int(cfg.train.epochs))
+                    _child_artifacts(client, child, cfg, state, result, ranks)
+                    per_seed.append(test)
+                    summary["seeds"][seed] = {"run_id": child, "test": result.get("test", {}),
+                                              "best_epoch": result["best_epoch"],
+                                              "history": result.get("history", [])}
+            agg = tracking.mean_std(per_seed)
+            tracking.log_metrics(client, parent, agg)
+            summary["aggregate"] = agg
+    return summary

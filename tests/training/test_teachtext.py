@@ -1,0 +1,121 @@
+"""TeachText: the averaged teacher matrix, the denoising mask, and a student trained with two teachers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.config import load_config
+from training.data import synthetic_splits
+from training.loop import LoopOptions, Reporter, build_model, fit, t2v_ranks
+from training.teachtext import (
+    Teacher,
+    denoise_mask,
+    load_teachers,
+    mask_from_ranks,
+    save_model_checkpoint,
+    teacher_similarities,
+)
+
+BASE = {
+    "name": "tt",
+    "data": {"experts": {"a": {"dim": 12}, "s": {"dim": 6, "temporal": "vlad", "clusters": 2, "max_tokens": 4}},
+             "text": {"encoder": "t1", "dim": 8, "max_tokens": 5, "max_captions": 3}},
+    "model": {"variant": "ce", "shared_dim": 16, "text_vlad": {"clusters": 3, "ghosts": 1}},
+    "optim": {"name": "adam", "lr": 0.01, "weight_decay": 0.0},
+    "loss": {"margin": 0.2},
+    "train": {"batch_size": 8, "epochs": 3, "seed": 0},
+}
+
+
+def _cfg(encoder="t1", dim=8, name="tt", **extra):
+    d = {**BASE, "name": name, **extra}
+    d["data"] = {**BASE["data"], "text": {**BASE["data"]["text"], "encoder": encoder, "dim": dim}}
+    return load_config(d)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return synthetic_splits(_cfg(), {"train": 32, "val": 12, "test": 12}, seed=3, extra_encoders=["t2"])
+
+
+def _teacher(encoder, seed):
+    torch.manual_seed(seed)
+    cfg = _cfg(encoder, name=f"teacher-{encoder}")
+    return Teacher(cfg.name, build_model(cfg).eval(), encoder, sorted(cfg.data.experts))
+
+
+def test_teacher_matrix_is_the_average_of_unweighted_expert_sums(splits):
+    data = splits["train"]
+    teachers = [_teacher("t1", 0), _teacher("t2", 1)]
+    vid, cap = data.captions()
+    vid, cap = vid[:6], cap[:6]
+    got = teacher_similarities(teachers, data, vid, cap, torch.device("cpu"))
+    want = torch.zeros(6, 6)
+    with torch.no_grad():
+        for t in teachers:
+            feats, masks, avail = data.video_batch(vid)
+            video = t.model.encode_video(feats, masks, avail)
+            tokens, tmask = data.text_batch(vid, cap, encoder=t.encoder)
+            text = t.model.encode_text(tokens, tmask)
+            want += sum(text[e] @ video[e].T for e in t.experts)  # no mixture weights
+    torch.testing.assert_close(got, want / 2)
+    assert not torch.allclose(got, teachers[0].model.similarity(  # differs from the weighted similarity
+        teachers[0].model.encode_text(*data.text_batch(vid, cap)),
+        teachers[0].model.encode_video(*data.video_batch(vid))))
+
+
+def test_mask_from_ranks_constructed_case():
+    cap_video = np.array([0, 0, 1, 2, 2, 3])
+    cap_idx = np.array([0, 1, 0, 0, 2, 1])
+    ranks = np.array([0.0, 150.0, 99.5, 120.0, 101.0, 99.0])
+    keep = mask_from_ranks(ranks, cap_video, cap_idx, (5, 3), threshold=100)
+    want = np.zeros((5, 3), bool)
+    want[0, 0] = True   # rank 0 kept; rank 150 dropped
+    want[1, 0] = True   # 99.5 < 100 kept (ties averaged give half ranks)
+    want[2, 2] = True   # both dropped: the best-ranked (101) is kept
+    want[3, 1] = True
+    np.testing.assert_array_equal(keep, want)  # video 4 has no captions at all: nothing kept
+
+
+def test_denoise_mask_keeps_captions_the_teachers_rank_well(splits):
+    data = splits["train"]
+    teachers = [_teacher("t1", 0), _teacher("t2", 1)]
+    keep = denoise_mask(teachers, data, threshold=3, device=torch.device("cpu"))
+    assert keep.shape == data.caption_mask.shape and not (keep & ~data.caption_mask).any()
+    assert keep.any(axis=1)[data.caption_mask.any(axis=1)].all()  # every video keeps a caption
+    from training.teachtext import teacher_split_similarities
+
+    sims, cv, ci = teacher_split_similarities(teachers, data, torch.device("cpu"))
+    ranks = t2v_ranks(sims, cv)
+    assert keep[cv[ranks < 3], ci[ranks < 3]].all()
+    dropped = ~keep[cv, ci]
+    assert dropped.any() and (ranks[dropped] >= 3).all()
+
+
+def test_student_trains_with_two_teachers(splits, tmp_path):
+    paths = []
+    for enc in ("t1", "t2"):
+        cfg = _cfg(enc, name=f"teacher-{enc}")
+        result = fit(cfg, splits, LoopOptions(), r := Reporter(str(tmp_path / enc)))
+        state = torch.load(f"{r.last_checkpoint}/state.pt", weights_only=True)
+        assert result["best_epoch"] >= 1
+        paths.append(str(save_model_checkpoint(tmp_path / enc / "model.pt", cfg, state)))
+    teachers = load_teachers(paths, torch.device("cpu"))
+    assert [t.encoder for t in teachers] == ["t1", "t2"]
+    student_cfg = _cfg("t1", name="student",
+                       teachtext={"teachers": paths, "weight": 1.0, "denoise": {"threshold": 10}})
+    student = fit(student_cfg, splits, LoopOptions(), Reporter(), teachers=teachers)
+    hist = student["history"]
+    assert all(h["train/distill"] > 0 for h in hist)
+    assert hist[-1]["train/loss"] < hist[0]["train/loss"]
+    assert max(h["val/t2v/R1"] for h in hist) > 2 * 100 / 12

@@ -1,0 +1,189 @@
+"""MLflow bookkeeping: where runs go, parent/child runs, and runs that always end.
+
+Every ``train`` command is one parent run; each seed is a child run (tag
+``mlflow.parentRunId``). Runs are created and ended explicitly through ``MlflowClient`` so
+their final state is under our control: FINISHED on success, FAILED on an exception, KILLED
+on Ctrl-C / SIGTERM. Never RUNNING after the command exits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.errors import UserError
+
+DEFAULT_EXPERIMENT = "videxperts"
+KIND_TAG = "videxperts.kind"  # "train" (parent) | "seed" (child)
+PARENT_TAG = "mlflow.parentRunId"
+
+
+class TrackingUnavailable(UserError):
+    """The MLflow tracking store cannot be reached."""
+
+
+def is_local_uri(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def resolve_tracking_uri(work_dir: str | Path, uri: str | None = None) -> str:
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<work-dir>/mlflow.db``."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(work_dir).resolve() / 'mlflow.db'}"
+
+
+def artifact_root(work_dir: str | Path) -> str:
+    """``<work-dir>/mlartifacts`` as a file URI (never the current directory's ./mlruns)."""
+    path = Path(work_dir).resolve() / "mlartifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path.as_uri()
+
+
+def check_tracking(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before any training, when the tracking store is unreachable."""
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only
+                if resp.status >= 500:
+                    raise TrackingUnavailable(f"MLflow tracking server {uri} answered HTTP {resp.status}")
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingUnavailable(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure here is "cannot use this store"
+        raise TrackingUnavailable(f"MLflow tracking store {uri} cannot be opened ({exc})") from None
+
+
+def ensure_experiment(client: Any, name: str, artifact_location: str | None) -> str:
+    """The experiment's id, creating it with an explicit artifact location."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The checkout's HEAD commit, or None outside a git repository."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path or Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def videxperts_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("videxperts")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def base_tags() -> dict[str, str]:
+    tags = {"videxperts.version": videxperts_version()}
+    commit = git_commit()
+    if commit:
+        tags["git.commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
+    """Params in batches (MLflow caps a batch at 100 params; values are strings <= 6000 chars)."""
+    from mlflow.entities import Param
+
+    items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(client: Any, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and math.isfinite(float(v))]
+    for i in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[i : i + 1000])
+
+
+def mean_std(rows: list[dict[str, float]]) -> dict[str, float]:
+    """``<key>_mean`` and ``<key>_std`` (population std, ddof 0) over seeds for every shared key."""
+    keys = set(rows[0]).intersection(*rows[1:]) if rows else set()
+    out = {}
+    for k in sorted(keys):
+        vals = np.array([r[k] for r in rows], dtype=float)
+        out[f"{k}_mean"] = float(vals.mean())
+        out[f"{k}_std"] = float(vals.std())
+    return out
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an exception so ``finally`` blocks end the runs as KILLED."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises (main thread only); the previous handler is restored after."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def run_guard(client: Any, run_id: str) -> Iterator[str]:
+    """End ``run_id`` FINISHED, FAILED (exception) or KILLED (interrupt), whatever happens inside."""
+    status = "FAILED"
+    try:
+        yield run_id
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        try:
+            client.set_terminated(run_id, status=status)
+        except Exception:  # noqa: BLE001, S110 - never mask the original error while ending a run
+            pass
+
+
+def start_run(client: Any, experiment_id: str, name: str, tags: dict[str, str],
+              parent_run_id: str | None = None) -> str:
+    tags = {**tags, "mlflow.runName": name}
+    if parent_run_id:
+        tags[PARENT_TAG] = parent_run_id
+    return client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
