@@ -70,6 +70,7 @@ def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None
 
 
 def _store_source(req: TrainRequest, cfg: Any) -> dict:
+    from storage._fs import absolute_store_url
     from training.data import read_splits
 
     if not req.store:
@@ -78,7 +79,7 @@ def _store_source(req: TrainRequest, cfg: Any) -> dict:
     if not splits.get("train"):
         raise UserError(f"no training videos in the split information of {req.data or req.store}")
     _check_store(req.store, cfg)
-    return {"kind": "store", "url": req.store, "splits": splits}
+    return {"kind": "store", "url": absolute_store_url(req.store), "splits": splits}
 
 
 def _check_store(url: str, cfg: Any) -> None:

@@ -23,6 +23,15 @@ def _is_url(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
 
+def absolute_store_url(url: str) -> str:
+    """A store location that means the same thing in another process with another working
+    directory (Ray workers): local paths become absolute, fsspec URLs stay as they are."""
+    url = str(url)
+    if _is_url(url):
+        return url
+    return os.path.abspath(url[len("file://"):] if url.startswith("file://") else url)
+
+
 @dataclass
 class StoreRoot:
     """Where a store lives: the fsspec filesystem, the root path in it, and a Zarr store on it."""

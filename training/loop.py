@@ -35,6 +35,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from pipelines.errors import UserError
 from training.data import GlobalBatchSampler, SplitData
 
 STATE_FILE = "state.pt"
@@ -562,7 +563,7 @@ def train_loop_per_worker(config: dict) -> None:
 def run_ray_training(cfg: Any, source: dict, options: LoopOptions, *, num_workers: int, storage_path: str,
                      name: str, max_failures: int = 1, teachers: list | None = None) -> Any:
     """Run :func:`train_loop_per_worker` under TorchTrainer (DDP: gloo on CPU, NCCL on GPU)."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchConfig, TorchTrainer
 
     trainer = TorchTrainer(
@@ -579,7 +580,24 @@ def run_ray_training(cfg: Any, source: dict, options: LoopOptions, *, num_worker
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    except TrainingFailedError as exc:
+        raise TrainingError(_root_cause(exc)) from exc
+
+
+class TrainingError(UserError):
+    """Ray Train gave up on a run; the message names the first worker's (or the controller's) error."""
+
+
+def _root_cause(exc: Exception) -> str:
+    """One line for the user instead of Ray's multi-page traceback."""
+    failures = getattr(exc, "worker_failures", None) or {}
+    cause = next(iter(failures.values()), None) or getattr(exc, "controller_failure", None) or exc
+    while getattr(cause, "cause", None) is not None and cause.cause is not cause:  # RayTaskError wraps the user error
+        cause = cause.cause
+    text = str(cause).strip().splitlines()
+    return f"training failed: {type(cause).__name__}: {text[-1] if text else ''}"
 
 
 def read_result(checkpoint_dir: str | Path) -> tuple[dict, dict, np.ndarray]:

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from pipelines.train_job import CRASH_ENV, TrainRequest, run_train
 from training import tracking
 from training.data import synthetic_splits
+from training.loop import TrainingError
 from training.tracking import TrackingUnavailable
 
 CFG = {
@@ -100,7 +101,7 @@ def test_crashed_training_ends_failed(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     req = TrainRequest(config=CFG, work_dir=str(tmp_path), experiment="crash", max_failures=0,
                        source={"kind": "arrays", "splits": splits})
-    with pytest.raises(Exception):  # noqa: B017 - Ray's TrainingFailedError or our RuntimeError
+    with pytest.raises(TrainingError, match="^training failed: "):  # one line, not Ray's traceback
         run_train(req)
     c = MlflowClient(tracking.resolve_tracking_uri(tmp_path))
     exp = c.get_experiment_by_name("crash")
