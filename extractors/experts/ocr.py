@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from extractors.base import DecodeNeeds, Expert, ExpertOutput, FrameNeeds, MediaView, Resources
+from extractors.experts._engines import build_engine
 from extractors.text import simple_words
 from extractors.text.words import WordEmbedder
 from pipelines.errors import UserError
@@ -122,13 +123,7 @@ class TesseractEngine:
 
 def build_ocr_engine(name: str, **cfg: Any) -> OCREngine:
     """An engine by name; ``cfg`` are its options (unknown options are an error, not ignored)."""
-    engines: dict[str, type] = {"rapidocr": RapidOCREngine, "tesseract": TesseractEngine}
-    if name not in engines:
-        raise OCRConfigError(f"ocr: unknown engine {name!r} (choose rapidocr or tesseract)")
-    try:
-        return engines[name](**cfg)
-    except TypeError as e:
-        raise OCRConfigError(f"ocr: bad engine_options for {name}: {e}") from e
+    return build_engine("ocr", {"rapidocr": RapidOCREngine, "tesseract": TesseractEngine}, name, cfg, OCRConfigError)
 
 
 def downscale(frame: np.ndarray, max_side: int | None) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from extractors.base import AudioNeeds, DecodeNeeds, Expert, ExpertOutput, MediaView, Resources
+from extractors.experts._engines import build_engine
 from extractors.text import simple_words
 from extractors.text.words import WordEmbedder
 from pipelines.errors import UserError
@@ -189,13 +190,7 @@ class WhisperEngine:
 
 def build_asr_engine(name: str, **cfg: Any) -> ASREngine:
     """An engine by name; ``cfg`` are its options (unknown options are an error, not ignored)."""
-    engines: dict[str, type] = {"pocketsphinx": PocketSphinxEngine, "whisper": WhisperEngine}
-    if name not in engines:
-        raise SpeechConfigError(f"speech: unknown engine {name!r} (choose pocketsphinx or whisper)")
-    try:
-        return engines[name](**cfg)
-    except TypeError as e:
-        raise SpeechConfigError(f"speech: bad engine_options for {name}: {e}") from e
+    return build_engine("speech", {"pocketsphinx": PocketSphinxEngine, "whisper": WhisperEngine}, name, cfg, SpeechConfigError)
 
 
 class SpeechExpert(Expert):

@@ -31,12 +31,8 @@ SIZES = {"train": 40, "val": 16, "test": 16}
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: one intra-op thread avoids oversubscription (Ray workers do the same)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here runs with one torch thread."""
 
 
 @pytest.fixture(scope="module")
