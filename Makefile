@@ -6,6 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 WORK ?= work
 DEMO_VIDEOS ?= 200
+DEMO_SEEDS ?= 0,1,2
 APT_PACKAGES := ffmpeg espeak-ng tesseract-ocr tesseract-ocr-eng
 PYTEST_ARGS ?=
 
@@ -36,10 +37,18 @@ test: install lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: install
-	bash scripts/demo.sh "$(WORK)" "$(DEMO_VIDEOS)"
+	bash scripts/demo.sh "$(WORK)" "$(DEMO_VIDEOS)" "$(DEMO_SEEDS)"
 
+# Every benchmark prints a table with ratios against a baseline measured in the same run;
+# docs/BENCHMARKS.md records the results. Takes 30-60 minutes on 2 cores.
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_decode.py --reps 5
+	$(PY) bench/bench_decode.py --memory
+	$(PY) bench/bench_store.py --videos 2000 --reps 5 --resume-videos 100000
+	$(PY) bench/bench_experts.py --profile demo
+	$(PY) bench/bench_extract.py --videos 16 --seconds 4 --experts audio,scene,inst
+	$(PY) bench/bench_train.py --videos 128 --epochs 2 --workers 1,2 --threads 1
+	$(PY) bench/bench_eval.py --big-dim 256
 
 constraints:
 	$(PIP) freeze --exclude-editable | grep -v -E '^(videxperts|rapidocr)' > /tmp/videxperts-freeze.txt
