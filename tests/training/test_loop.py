@@ -113,3 +113,17 @@ def test_killed_worker_resumes_to_the_same_result(cfg, splits, one_worker, tmp_p
     assert marker.exists()  # the worker really died after epoch 2 and Ray restarted it
     _close(one_worker[0], resumed, rtol=1e-6)
     torch.testing.assert_close(state["model"], one_worker[1]["model"], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["ce_no_cg", "moee", "moee_uniform", "concat"])
+def test_every_ablation_trains_on_two_workers(variant, cfg, splits, ray_local, tmp_path_factory):
+    """Each ablation row trains and evaluates under DDP with 2 workers, on the 1-process trajectory."""
+    vcfg = load_config({**cfg.to_dict(), "name": f"tiny-{variant}",
+                        "model": {**cfg.to_dict()["model"], "variant": variant},
+                        "train": {**cfg.to_dict()["train"], "epochs": 2}})
+    two, state, ranks = _ray_run(vcfg, splits, tmp_path_factory.mktemp(variant), variant, num_workers=2)
+    assert state["epoch"] == 2 and len(ranks) == int(splits["test"].caption_mask.sum())
+    for d in ("t2v", "v2t"):
+        assert all(np.isfinite(v) for v in two["test"][d].values())
+    _close(two, fit(vcfg, splits, LoopOptions(), Reporter()))
