@@ -9,12 +9,14 @@ best validation epoch, best weights, curves, rank plot).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from tqdm import tqdm
 
 from pipelines.errors import UserError
 
@@ -37,6 +39,7 @@ class TrainRequest:
     address: str | None = None
     max_failures: int = 1
     quiet: bool = False  # no worker logs on the driver (keeps --json stdout clean)
+    progress: bool = False  # a progress bar over seeds on stderr
     source: dict | None = None  # pre-built {"kind": "arrays", "splits": {...}} (tests, benchmarks)
     extra_params: dict = field(default_factory=dict)
 
@@ -168,7 +171,8 @@ def run_train(req: TrainRequest) -> dict:
                 client.log_artifact(parent, str(Path(tmp) / "config.yaml"))
             init_ray(req.address, req.num_workers, req.quiet)
             per_seed = []
-            for seed in seeds:
+            for seed in tqdm(seeds, desc=f"train {base_cfg.name}", unit="seed", disable=not req.progress,
+                             file=sys.stderr):
                 cfg = resolve_config(base_cfg.to_dict(), seed=seed)
                 child = tracking.start_run(client, exp_id, f"{cfg.name}-seed{seed}",
                                            {**tags, tracking.KIND_TAG: "seed", "seed": str(seed)}, parent)
