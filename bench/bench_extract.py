@@ -12,7 +12,12 @@ Three measurements on the same synthetic clips and the same experts/models:
    beat the serial sum because stages overlap).
 3. scaling: ``--workers 1`` vs ``--workers 2`` on this machine.
 
+With ``--gpu`` (a CUDA machine; use a profile whose experts ask Ray for GPU fractions, e.g.
+``paper``) the same measurements run on the GPU and add video-hours per GPU-hour and the mean
+GPU utilisation sampled with nvidia-smi during the decode-once job.
+
     .venv/bin/python bench/bench_extract.py --videos 16 --experts audio,scene,inst --json
+    .venv/bin/python bench/bench_extract.py --gpu --profile paper --experts scene,inst,i3d,r2p1d,audio
 
 Prints a table and ratios (one JSON document with ``--json``); results go to
 bench/results/extract.json.
@@ -23,8 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,17 +49,43 @@ def make_clips(root: Path, n: int, seconds: float) -> Path:
     return root
 
 
-def pipeline(videos: Path, store: Path, experts: list[str], workers: int) -> dict[str, Any]:
+class GpuUtilisation:
+    """Samples ``nvidia-smi`` GPU utilisation (percent, all GPUs) in a thread while the block runs."""
+
+    def __init__(self, every_s: float = 0.5) -> None:
+        self.every_s, self.samples, self._stop = every_s, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        cmd = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+        while not self._stop.wait(self.every_s):
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False).stdout
+            self.samples += [float(v) for v in out.split() if v.strip().isdigit()]
+
+    def __enter__(self) -> GpuUtilisation:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else float("nan")
+
+
+def pipeline(videos: Path, store: Path, experts: list[str], workers: int, profile: str = "demo") -> dict[str, Any]:
     from pipelines.extract import ExtractConfig, run_extract
 
-    cfg = ExtractConfig(input=str(videos), out=str(store), experts=experts, workers=workers,
+    cfg = ExtractConfig(input=str(videos), out=str(store), experts=experts, workers=workers, profile=profile,
                         tracking=False, progress=False, captions=False)
     s = run_extract(cfg)
     assert s["done"] == s["inputs"], s
     return s
 
 
-def bare(videos: Path, experts: list[str], profile_name: str = "demo") -> dict[str, float]:
+def bare(videos: Path, experts: list[str], profile_name: str = "demo", device: str = "cpu") -> dict[str, float]:
     """Decode each clip once and run every expert on the decoded views, in this one process."""
     import torch
 
@@ -63,7 +96,7 @@ def bare(videos: Path, experts: list[str], profile_name: str = "demo") -> dict[s
     profile = load_profile(profile_name)
     built = {e: build_expert(e, profile) for e in experts}
     for ex in built.values():
-        ex.load("cpu")
+        ex.load(device)
     needs = {e: ex.needs for e, ex in built.items()}
     t0, c0 = time.perf_counter(), time.process_time()
     decoded = []
@@ -92,20 +125,33 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--experts", default="audio,scene,inst")
     ap.add_argument("--num-cpus", type=int, default=2)
+    ap.add_argument("--profile", default="demo", help="extraction profile (configs/extract/NAME.yaml)")
+    ap.add_argument("--gpu", action="store_true", help="run on CUDA; adds video-hours per GPU-hour and GPU utilisation")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     experts = sorted(args.experts.split(","))
 
     import ray
+    import torch
 
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    num_gpus = torch.cuda.device_count() if args.gpu else 0
+    if args.gpu and num_gpus == 0:
+        sys.exit("bench_extract: --gpu needs a CUDA device (torch.cuda.is_available() is False here)")
+    ray.init(num_cpus=args.num_cpus, num_gpus=num_gpus, include_dashboard=False, logging_level="warning",
+             log_to_driver=False)
     res: dict[str, Any] = {"videos": args.videos, "seconds": args.seconds, "experts": experts,
-                           "num_cpus": args.num_cpus, "command": " ".join(sys.argv)}
+                           "num_cpus": args.num_cpus, "num_gpus": num_gpus, "profile": args.profile,
+                           "command": " ".join(sys.argv)}
+    prof = args.profile
     with tempfile.TemporaryDirectory(prefix="vx-bench-") as d:
         vids = make_clips(Path(d) / "videos", args.videos, args.seconds)
         # 1. decode once (all experts in one job) vs each expert decoding for itself
-        once = pipeline(vids, Path(d) / "once.zarr", experts, workers=1)
-        separate = {e: pipeline(vids, Path(d) / f"sep-{e}.zarr", [e], workers=1) for e in experts}
+        with GpuUtilisation() if args.gpu else _nothing() as util:
+            once = pipeline(vids, Path(d) / "once.zarr", experts, workers=1, profile=prof)
+        if args.gpu:
+            res["gpu_util_mean_pct"] = util.mean
+            res["video_hours_per_gpu_hour"] = args.videos * args.seconds / (once["processing_s"] * num_gpus)
+        separate = {e: pipeline(vids, Path(d) / f"sep-{e}.zarr", [e], workers=1, profile=prof) for e in experts}
         res["decode_once_s"] = once["processing_s"]
         res["per_expert_s"] = {e: s["processing_s"] for e, s in separate.items()}
         res["per_expert_total_s"] = sum(res["per_expert_s"].values())
@@ -113,7 +159,7 @@ def main() -> None:
         res["decode_busy_once_s"] = once["stages"]["decode"]["busy_s"]
         res["decode_busy_per_expert_s"] = sum(s["stages"]["decode"]["busy_s"] for s in separate.values())
         # 2. overhead against bare compute on pre-decoded views (median of 2)
-        bares = [bare(vids, experts) for _ in range(2)]
+        bares = [bare(vids, experts, prof, "cuda" if args.gpu else "cpu") for _ in range(2)]
         b = {k: statistics.median(x[k] for x in bares) for k in bares[0]}
         res["bare"] = b
         busy = {e: once["stages"][e]["busy_s"] for e in experts}
@@ -125,7 +171,7 @@ def main() -> None:
         res["expert_call_overhead_cpu"] = sum(cpu.values()) / b["compute_cpu_s"] - 1
         res["end_to_end_overhead"] = once["processing_s"] / (b["decode_s"] + b["compute_s"]) - 1
         # 3. scaling 1 -> 2 workers per stage
-        two = pipeline(vids, Path(d) / "two.zarr", experts, workers=2)
+        two = pipeline(vids, Path(d) / "two.zarr", experts, workers=2, profile=prof)
         res["workers_1_s"] = once["processing_s"]
         res["workers_2_s"] = two["processing_s"]
         res["scaling_1_to_2"] = once["processing_s"] / two["processing_s"]
@@ -153,6 +199,15 @@ def main() -> None:
           f"(wall, inflated by core sharing: {100 * res['expert_call_overhead_wall']:+.1f}%)")
     print(f"end-to-end pipeline vs bare serial decode+compute: {100 * res['end_to_end_overhead']:+.1f}%")
     print(f"scaling 1 -> 2 workers per stage: {res['scaling_1_to_2']:.2f}x")
+    if args.gpu:
+        print(f"video-hours per GPU-hour: {res['video_hours_per_gpu_hour']:.1f}; "
+              f"mean GPU utilisation during the decode-once job: {res['gpu_util_mean_pct']:.0f}%")
+
+
+def _nothing() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 if __name__ == "__main__":
