@@ -12,6 +12,23 @@ import pyarrow.parquet as pq
 from storage.store import FeatureStore
 from training.data import SplitData
 
+# A tiny CE config (one mean expert, one VLAD expert) for tests that train end to end.
+TINY_CFG = {
+    "name": "tiny",
+    "data": {"experts": {"a": {"dim": 12}, "s": {"dim": 6, "temporal": "vlad", "clusters": 2, "max_tokens": 4}},
+             "text": {"encoder": "t1", "dim": 8, "max_tokens": 5, "max_captions": 3}},
+    "model": {"variant": "ce", "shared_dim": 16, "text_vlad": {"clusters": 3, "ghosts": 1}},
+    "optim": {"name": "adam", "lr": 0.01, "weight_decay": 0.0},
+    "loss": {"margin": 0.2},
+    "train": {"batch_size": 8, "epochs": 3, "seed": 0},
+}
+
+
+def tiny_cfg(name: str, epochs: int) -> dict:
+    """TINY_CFG under another name and epoch count (a fresh dict: callers may change it)."""
+    return {**TINY_CFG, "name": name, "train": {**TINY_CFG["train"], "epochs": epochs}}
+
+
 PROVENANCE = {"backbone": "synthetic", "weights": "random-init:seed=0", "sampling": {},
               "extractor_version": "1", "dtype": "float32"}
 

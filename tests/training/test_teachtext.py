@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.training.synth_store import tiny_cfg
 from training.config import load_config
 from training.data import synthetic_splits
 from training.loop import LoopOptions, Reporter, build_model, fit, t2v_ranks
@@ -18,15 +19,7 @@ from training.teachtext import (
     teacher_similarities,
 )
 
-BASE = {
-    "name": "tt",
-    "data": {"experts": {"a": {"dim": 12}, "s": {"dim": 6, "temporal": "vlad", "clusters": 2, "max_tokens": 4}},
-             "text": {"encoder": "t1", "dim": 8, "max_tokens": 5, "max_captions": 3}},
-    "model": {"variant": "ce", "shared_dim": 16, "text_vlad": {"clusters": 3, "ghosts": 1}},
-    "optim": {"name": "adam", "lr": 0.01, "weight_decay": 0.0},
-    "loss": {"margin": 0.2},
-    "train": {"batch_size": 8, "epochs": 3, "seed": 0},
-}
+BASE = tiny_cfg("tt", epochs=3)
 
 
 def _cfg(encoder="t1", dim=8, name="tt", **extra):

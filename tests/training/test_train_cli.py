@@ -19,20 +19,12 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import cli, main
-from tests.training.synth_store import write_store
+from tests.training.synth_store import tiny_cfg, write_store
 from training import tracking
 from training.config import load_config
 from training.data import synthetic_splits
 
-CFG = {
-    "name": "tiny-cli",
-    "data": {"experts": {"a": {"dim": 12}, "s": {"dim": 6, "temporal": "vlad", "clusters": 2, "max_tokens": 4}},
-             "text": {"encoder": "t1", "dim": 8, "max_tokens": 5, "max_captions": 3}},
-    "model": {"variant": "ce", "shared_dim": 16, "text_vlad": {"clusters": 3, "ghosts": 1}},
-    "optim": {"name": "adam", "lr": 0.01, "weight_decay": 0.0},
-    "loss": {"margin": 0.2},
-    "train": {"batch_size": 8, "epochs": 5, "seed": 0},
-}
+CFG = tiny_cfg("tiny-cli", epochs=5)
 
 
 def _free_port() -> int:
