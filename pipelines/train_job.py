@@ -8,6 +8,7 @@ best validation epoch, best weights, curves, rank plot).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pipelines.errors import UserError
 
 CRASH_ENV = "VIDEXPERTS_CRASH_AT_EPOCH"  # test hook: a worker hard-exits after this epoch's checkpoint
 CRASH_ONCE_ENV = "VIDEXPERTS_CRASH_ONCE"  # "1": crash only the first attempt (then resume)
+RESULT_ARTIFACT = "result.json"  # a seed's test metrics, best epoch and history (read back on resume)
 
 
 @dataclass
@@ -40,6 +42,7 @@ class TrainRequest:
     max_failures: int = 1
     quiet: bool = False  # no worker logs on the driver (keeps --json stdout clean)
     progress: bool = False  # a progress bar over seeds on stderr
+    restart: bool = False  # new runs even if an unfinished run of the same command exists
     source: dict | None = None  # pre-built {"kind": "arrays", "splits": {...}} (tests, benchmarks)
     extra_params: dict = field(default_factory=dict)
 
@@ -111,6 +114,8 @@ def _child_artifacts(client: Any, run_id: str, cfg: Any, state: dict, result: di
         t = Path(tmp)
         (t / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         client.log_artifact(run_id, str(t / "config.yaml"))
+        (t / RESULT_ARTIFACT).write_text(json.dumps(result, indent=1))
+        client.log_artifact(run_id, str(t / RESULT_ARTIFACT))
         ckdir = t / "checkpoint"
         save_model_checkpoint(ckdir / MODEL_FILE, cfg, state)
         client.log_artifacts(run_id, str(ckdir), "checkpoint")
@@ -130,13 +135,59 @@ def _fit_result(res: Any) -> Any:
     return res.checkpoint
 
 
+def _train_seed(req: TrainRequest, cfg: Any, source: dict, uri: str, child: str, work: Path,
+                teacher_paths: list) -> dict:
+    """One seed's Ray Train job (restored from its last checkpoint when the run is being resumed)."""
+    from training.loop import LoopOptions, read_result, run_ray_training
+
+    crash_at = os.environ.get(CRASH_ENV)
+    options = LoopOptions(
+        use_gpu=req.use_gpu, mlflow_uri=uri, mlflow_run_id=child,
+        crash_at_epoch=int(crash_at) if crash_at else None,
+        crash_marker=str(work / f"crashed-{child}") if os.environ.get(CRASH_ONCE_ENV) == "1" else None,
+    )
+    # The Ray run name is a function of the child run id: re-running a killed command reopens the
+    # same child run, so Ray Train finds the same run directory and resumes from its checkpoint.
+    res = run_ray_training(cfg, source, options, num_workers=req.num_workers, storage_path=str(work / "ray"),
+                           name=f"{cfg.name}-{child}", max_failures=req.max_failures, teachers=teacher_paths)
+    ckpt = _fit_result(res)
+    with tempfile.TemporaryDirectory(prefix="vx-res-") as tmp:
+        result, state, ranks = read_result(ckpt.to_directory(tmp))
+    return {"run_id": child, "test": result.get("test", {}), "best_epoch": result["best_epoch"],
+            "resumed_at": result.get("resumed_at", []), "history": result.get("history", []),
+            "_state": state, "_ranks": ranks}
+
+
+def _log_seed(client: Any, child: str, cfg: Any, outcome: dict) -> None:
+    """Final test metrics, result.json, best weights and plots of one seed; drops the in-memory parts."""
+    from training import tracking
+    from training.loop import flat_metrics
+
+    final = {**flat_metrics("test", outcome["test"]), "best_epoch": float(outcome["best_epoch"])}
+    tracking.log_metrics(client, child, final, step=int(cfg.train.epochs))
+    state, ranks = outcome.pop("_state"), outcome.pop("_ranks")
+    _child_artifacts(client, child, cfg, state, outcome, ranks)
+
+
+def _finished_seed(run: Any, uri: str) -> dict:
+    """What a seed that already finished (in the interrupted command) logged: its result.json."""
+    from mlflow.artifacts import download_artifacts
+
+    with tempfile.TemporaryDirectory(prefix="vx-done-") as tmp:
+        path = download_artifacts(run_id=run.info.run_id, artifact_path=RESULT_ARTIFACT, dst_path=tmp,
+                                  tracking_uri=uri)
+        result = json.loads(Path(path).read_text())
+    return {"run_id": run.info.run_id, "test": result.get("test", {}), "best_epoch": result["best_epoch"],
+            "resumed_at": result.get("resumed_at", []), "history": result.get("history", [])}
+
+
 def run_train(req: TrainRequest) -> dict:
     """Run the whole command; returns a summary (run ids, per-seed and mean/std test metrics)."""
     from mlflow.tracking import MlflowClient
 
     from training import tracking
     from training.describe import count_parameters
-    from training.loop import LoopOptions, build_model, flat_metrics, read_result, run_ray_training
+    from training.loop import build_model, flat_metrics
     from training.teachtext import resolve_teachers
 
     work = Path(req.work_dir).resolve()
@@ -158,45 +209,49 @@ def run_train(req: TrainRequest) -> dict:
                    "use_gpu": req.use_gpu, "seeds": ",".join(map(str, seeds)), **req.extra_params})
     teacher_paths = resolve_teachers(list(base_cfg.teachtext.teachers), uri, work / "teachers") \
         if base_cfg.teachtext is not None else []
-    crash_at = os.environ.get(CRASH_ENV)
-
-    summary: dict[str, Any] = {"experiment_id": exp_id, "tracking_uri": uri, "seeds": {}, "parameters": n_params}
+    key = tracking.resume_key({"experiment": exp_id, "params": params, "tracking": uri,
+                               "source": source.get("url") or source.get("kind")})
+    resumable = None if req.restart else tracking.find_unfinished_run(client, exp_id, key)
+    summary: dict[str, Any] = {"experiment_id": exp_id, "tracking_uri": uri, "seeds": {}, "parameters": n_params,
+                               "resumed": resumable is not None}
     with tracking.terminate_as_interrupt():
-        parent = tracking.start_run(client, exp_id, base_cfg.name, {**tags, tracking.KIND_TAG: "train"})
+        if resumable is not None:
+            parent = tracking.reopen_run(client, resumable.info.run_id)
+            children = tracking.child_runs_by_seed(client, exp_id, parent)
+            if not req.quiet or req.progress:
+                print(f"resuming the unfinished run {parent} of this command (--restart starts over)",
+                      file=sys.stderr)
+        else:
+            parent = tracking.start_run(client, exp_id, base_cfg.name,
+                                        {**tags, tracking.KIND_TAG: "train", tracking.RESUME_TAG: key})
+            children = {}
         summary["parent_run_id"] = parent
         with tracking.run_guard(client, parent):
-            tracking.log_params(client, parent, params)
-            with tempfile.TemporaryDirectory() as tmp:
-                (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(base_cfg.to_dict(), sort_keys=False))
-                client.log_artifact(parent, str(Path(tmp) / "config.yaml"))
+            if resumable is None:
+                tracking.log_params(client, parent, params)
+                with tempfile.TemporaryDirectory() as tmp:
+                    (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(base_cfg.to_dict(), sort_keys=False))
+                    client.log_artifact(parent, str(Path(tmp) / "config.yaml"))
             init_ray(req.address, req.num_workers, req.quiet)
             per_seed = []
             for seed in tqdm(seeds, desc=f"train {base_cfg.name}", unit="seed", disable=not req.progress,
                              file=sys.stderr):
                 cfg = resolve_config(base_cfg.to_dict(), seed=seed)
-                child = tracking.start_run(client, exp_id, f"{cfg.name}-seed{seed}",
-                                           {**tags, tracking.KIND_TAG: "seed", "seed": str(seed)}, parent)
-                with tracking.run_guard(client, child):
-                    tracking.log_params(client, child, {**params, "train.seed": seed})
-                    options = LoopOptions(
-                        use_gpu=req.use_gpu, mlflow_uri=uri, mlflow_run_id=child,
-                        crash_at_epoch=int(crash_at) if crash_at else None,
-                        crash_marker=str(work / f"crashed-{child}") if os.environ.get(CRASH_ONCE_ENV) == "1" else None,
-                    )
-                    res = run_ray_training(cfg, source, options, num_workers=req.num_workers,
-                                           storage_path=str(work / "ray"), name=f"{cfg.name}-{child}",
-                                           max_failures=req.max_failures, teachers=teacher_paths)
-                    ckpt = _fit_result(res)
-                    with tempfile.TemporaryDirectory(prefix="vx-res-") as tmp:
-                        result, state, ranks = read_result(ckpt.to_directory(tmp))
-                    test = flat_metrics("test", result.get("test", {}))
-                    final = {**test, "best_epoch": float(result["best_epoch"])}
-                    tracking.log_metrics(client, child, final, step=int(cfg.train.epochs))
-                    _child_artifacts(client, child, cfg, state, result, ranks)
-                    per_seed.append(test)
-                    summary["seeds"][seed] = {"run_id": child, "test": result.get("test", {}),
-                                              "best_epoch": result["best_epoch"],
-                                              "history": result.get("history", [])}
+                previous = children.get(seed)
+                if previous is not None and previous.info.status == "FINISHED":
+                    outcome = _finished_seed(previous, uri)
+                else:
+                    child = (tracking.reopen_run(client, previous.info.run_id) if previous is not None else
+                             tracking.start_run(client, exp_id, f"{cfg.name}-seed{seed}",
+                                                {**tags, tracking.KIND_TAG: "seed", tracking.SEED_TAG: str(seed)},
+                                                parent))
+                    with tracking.run_guard(client, child):
+                        if previous is None:
+                            tracking.log_params(client, child, {**params, "train.seed": seed})
+                        outcome = _train_seed(req, cfg, source, uri, child, work, teacher_paths)
+                        _log_seed(client, child, cfg, outcome)
+                per_seed.append(flat_metrics("test", outcome["test"]))
+                summary["seeds"][seed] = outcome
             agg = tracking.mean_std(per_seed)
             tracking.log_metrics(client, parent, agg)
             summary["aggregate"] = agg

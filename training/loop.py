@@ -401,6 +401,7 @@ def fit(cfg: Any, splits: dict[str, SplitData], options: LoopOptions, reporter: 
     sampler = GlobalBatchSampler(train.caption_mask, cfg.train.batch_size, seed, keep=keep)
 
     start_epoch, best_metric, best_epoch, best_state, history = 1, -math.inf, 0, None, []
+    resumed_at: list[int] = []  # epochs at which this run continued from a checkpoint (worker or driver restart)
     state: dict[str, Any] = {}
     resume_dir = reporter.checkpoint_in()
     if resume_dir is not None:
@@ -412,6 +413,7 @@ def fit(cfg: Any, splits: dict[str, SplitData], options: LoopOptions, reporter: 
         start_epoch = int(state["epoch"]) + 1
         best_metric, best_epoch = float(state["best_metric"]), int(state["best_epoch"])
         best_state, history = state["best_model"], list(state["history"])
+        resumed_at = [*state.get("resumed_at", []), start_epoch]
 
     epochs = int(cfg.train.epochs)
     for epoch in range(start_epoch, epochs + 1):
@@ -468,7 +470,7 @@ def fit(cfg: Any, splits: dict[str, SplitData], options: LoopOptions, reporter: 
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_metric": best_metric,
             "best_epoch": best_epoch, "best_model": best_state, "history": history, "seed": seed,
-            "config": cfg.to_dict(),
+            "config": cfg.to_dict(), "resumed_at": resumed_at,
         }
         _report(reporter, rank, row, state)
         if options.crash_at_epoch is not None and epoch == options.crash_at_epoch and rank == 0:
@@ -479,7 +481,8 @@ def fit(cfg: Any, splits: dict[str, SplitData], options: LoopOptions, reporter: 
                 os._exit(3)  # a hard kill, like an OOM-killed or preempted worker
 
     # Model selection: test with the best validation epoch's weights.
-    result: dict[str, Any] = {"best_epoch": best_epoch, "best_val_geom": best_metric, "epochs": epochs}
+    result: dict[str, Any] = {"best_epoch": best_epoch, "best_val_geom": best_metric, "epochs": epochs,
+                              "resumed_at": resumed_at}
     if state:
         state["model"] = _state_dict_cpu(model)  # the last epoch's weights, before loading the best ones
     if best_state is not None:

@@ -3,11 +3,18 @@
 Every ``train`` command is one parent run; each seed is a child run (tag
 ``mlflow.parentRunId``). Runs are created and ended explicitly through ``MlflowClient`` so
 their final state is under our control: FINISHED on success, FAILED on an exception, KILLED
-on Ctrl-C / SIGTERM. Never RUNNING after the command exits.
+on Ctrl-C / SIGTERM. Only a SIGKILLed command leaves its runs RUNNING.
+
+Runs carry a resume key (a hash of everything that determines the result: config, seeds,
+store, workers). Re-running a command whose runs did not finish reopens them instead of
+starting new ones, so a killed ``train`` continues from its last epoch checkpoint
+(the Ray Train run name is derived from the reopened child run id).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import signal
@@ -26,6 +33,8 @@ from pipelines.errors import UserError
 DEFAULT_EXPERIMENT = "videxperts"
 KIND_TAG = "videxperts.kind"  # "train" (parent) | "seed" (child)
 PARENT_TAG = "mlflow.parentRunId"
+RESUME_TAG = "videxperts.resume_key"
+SEED_TAG = "seed"
 
 
 class TrackingUnavailable(UserError):
@@ -187,3 +196,31 @@ def start_run(client: Any, experiment_id: str, name: str, tags: dict[str, str],
     if parent_run_id:
         tags[PARENT_TAG] = parent_run_id
     return client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+
+
+def resume_key(identity: dict[str, Any]) -> str:
+    """A short stable hash of what makes two commands the same job."""
+    blob = json.dumps(identity, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def find_unfinished_run(client: Any, experiment_id: str, key: str) -> Any | None:
+    """The newest parent run with this resume key that did not finish (RUNNING/KILLED/FAILED), if any."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{RESUME_TAG}` = '{key}'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if runs and runs[0].info.status != "FINISHED":
+        return runs[0]
+    return None
+
+
+def child_runs_by_seed(client: Any, experiment_id: str, parent_run_id: str) -> dict[int, Any]:
+    """Seed -> newest child run of ``parent_run_id``."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                              order_by=["attributes.start_time ASC"])
+    return {int(r.data.tags[SEED_TAG]): r for r in runs if r.data.tags.get(SEED_TAG, "").lstrip("-").isdigit()}
+
+
+def reopen_run(client: Any, run_id: str) -> str:
+    """Mark an unfinished run RUNNING again (it is being resumed) and return its id."""
+    client.update_run(run_id, status="RUNNING")
+    return run_id

@@ -111,6 +111,8 @@ def test_killed_worker_resumes_to_the_same_result(cfg, splits, one_worker, tmp_p
     opts = LoopOptions(crash_at_epoch=2, crash_marker=str(marker))
     resumed, state, _ = _ray_run(cfg, splits, tmp, "crash", options=opts, max_failures=1)
     assert marker.exists()  # the worker really died after epoch 2 and Ray restarted it
+    # continued from an epoch checkpoint (epoch 2's, or epoch 1's if the kill beat the report's upload)
+    assert resumed["resumed_at"] in ([2], [3]) and one_worker[0]["resumed_at"] == []
     _close(one_worker[0], resumed, rtol=1e-6)
     torch.testing.assert_close(state["model"], one_worker[1]["model"], rtol=1e-6, atol=1e-7)
 
