@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import synth
+from pipelines.synth import plan, render, synthesize, vocab
 from storage.manifest import read_captions, read_manifest
 
 HAAR = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
@@ -72,7 +72,7 @@ def test_media_matches_manifest_in_pyav_decord_torchcodec(rows: list[dict]) -> N
         assert np.abs(tc_frame.astype(int) - pyav_frames[mid]).mean() < 2.0
         if r["has_audio"]:
             samples = AudioDecoder(path).get_all_samples()
-            assert samples.sample_rate == r["sample_rate"] == synth.SAMPLE_RATE
+            assert samples.sample_rate == r["sample_rate"] == vocab.SAMPLE_RATE
             assert abs(samples.data.shape[1] / samples.sample_rate - r["duration"]) < 0.15
             assert float(samples.data.abs().max()) > 0.3  # the spoken word is loud and clear
 
@@ -90,12 +90,12 @@ def test_captions_mention_every_generating_attribute(rows: list[dict], captions:
         assert f'"{r["word"]}"' in full
         if r["has_audio"]:
             assert f'"{r["spoken"]}"' in full
-            assert synth.SOUND_KEYWORDS[r["sound"]] in full
+            assert vocab.SOUND_KEYWORDS[r["sound"]] in full
         else:
             assert "no audio" in full or "no sound" in full
-        assert any(k in full for k in synth.FACE_KEYWORDS) == r["has_face"]
+        assert any(k in full for k in vocab.FACE_KEYWORDS) == r["has_face"]
         if not r["has_face"]:
-            assert not any(k in c for c in caps for k in synth.FACE_KEYWORDS)
+            assert not any(k in c for c in caps for k in vocab.FACE_KEYWORDS)
 
 
 def _frame(path: str, index: int) -> np.ndarray:
@@ -139,7 +139,7 @@ def test_shapes_move_in_the_stated_direction(rows: list[dict]) -> None:
         idx = list(range(0, r["num_frames"], 5))
         frames = vr.get_batch(idx).asnumpy()
         for color, direction in zip(r["colors"], r["directions"], strict=True):
-            seen = [(i, c) for i, f in zip(idx, frames, strict=True) if (c := _color_centroid(f, synth.COLORS[color], r)) is not None]
+            seen = [(i, c) for i, f in zip(idx, frames, strict=True) if (c := _color_centroid(f, vocab.COLORS[color], r)) is not None]
             assert len(seen) >= 2 and seen[-1][0] - seen[0][0] >= r["num_frames"] // 3, f"{r['video_id']}: {color} shape mostly hidden"
             move = seen[-1][1] - seen[0][1]
             assert float(np.dot(move, step[direction])) > 30, f"{r['video_id']}: {color} shape moved {move}, expected {direction}"
@@ -159,45 +159,45 @@ def test_printed_word_shown_only_in_its_interval(rows: list[dict]) -> None:
 
 def test_same_seed_is_byte_identical_and_worker_count_free(tmp_path: Path, synth_dataset: Path) -> None:
     again = tmp_path / "again"
-    summary = synth.synthesize(again, 6, seed=0, workers=1, min_seconds=2.0, max_seconds=2.0, progress=False)
+    summary = synthesize(again, 6, seed=0, workers=1, min_seconds=2.0, max_seconds=2.0, progress=False)
     assert summary["generated"] == 6
     for name in ("manifest.parquet", "captions.parquet"):
         assert (again / name).read_bytes() == (synth_dataset / name).read_bytes()
     for mp4 in sorted((synth_dataset / "videos").glob("*.mp4")):
         assert (again / "videos" / mp4.name).read_bytes() == mp4.read_bytes(), mp4.name
     other = tmp_path / "other"
-    synth.synthesize(other, 6, seed=1, workers=1, min_seconds=2.0, max_seconds=2.0, progress=False)
+    synthesize(other, 6, seed=1, workers=1, min_seconds=2.0, max_seconds=2.0, progress=False)
     assert pq.read_table(other / "manifest.parquet") != pq.read_table(synth_dataset / "manifest.parquet")
 
 
 def test_rerun_reuses_complete_clips_and_redoes_broken_ones(tmp_path: Path) -> None:
     out = tmp_path / "d"
-    first = synth.synthesize(out, 3, seed=5, workers=1, min_seconds=1.0, max_seconds=1.0, progress=False)
+    first = synthesize(out, 3, seed=5, workers=1, min_seconds=1.0, max_seconds=1.0, progress=False)
     assert (first["generated"], first["reused"]) == (3, 0)
-    second = synth.synthesize(out, 3, seed=5, workers=1, min_seconds=1.0, max_seconds=1.0, progress=False)
+    second = synthesize(out, 3, seed=5, workers=1, min_seconds=1.0, max_seconds=1.0, progress=False)
     assert (second["generated"], second["reused"]) == (0, 3)
     victim = out / "videos" / "synth00001.mp4"
     good = victim.read_bytes()
     victim.write_bytes(good[: len(good) // 2])  # a crash mid-copy or a damaged file
-    third = synth.synthesize(out, 3, seed=5, workers=1, min_seconds=1.0, max_seconds=1.0, progress=False)
+    third = synthesize(out, 3, seed=5, workers=1, min_seconds=1.0, max_seconds=1.0, progress=False)
     assert (third["generated"], third["reused"]) == (1, 2)
     assert victim.read_bytes() == good
     assert not list((out / "videos").glob(".*"))  # no temporary files left behind
 
 
 def test_plan_has_exact_proportions_and_depends_only_on_seed() -> None:
-    plan = synth.plan_dataset(200, seed=3)
-    assert [sum(p["split"] == s for p in plan) for s in ("train", "val", "test")] == [140, 30, 30]
-    assert sum(p["has_face"] for p in plan) == 80
-    assert sum(not p["has_audio"] for p in plan) == 20
-    assert plan == synth.plan_dataset(200, seed=3) and plan != synth.plan_dataset(200, seed=4)
-    a = synth.plan_specs(10, seed=3)
-    assert json.dumps([s.captions for s in a]) == json.dumps([s.captions for s in synth.plan_specs(10, seed=3)])
+    flags = plan.plan_dataset(200, seed=3)
+    assert [sum(p["split"] == s for p in flags) for s in ("train", "val", "test")] == [140, 30, 30]
+    assert sum(p["has_face"] for p in flags) == 80
+    assert sum(not p["has_audio"] for p in flags) == 20
+    assert flags == plan.plan_dataset(200, seed=3) and flags != plan.plan_dataset(200, seed=4)
+    a = plan.plan_specs(10, seed=3)
+    assert json.dumps([s.captions for s in a]) == json.dumps([s.captions for s in plan.plan_specs(10, seed=3)])
 
 
 def test_espeak_speech_is_real_audio() -> None:
-    voice = synth.speak("seven")
-    assert 0.2 < voice.size / synth.SAMPLE_RATE < 2.0
+    voice = render.speak("seven")
+    assert 0.2 < voice.size / vocab.SAMPLE_RATE < 2.0
     assert abs(float(np.abs(voice).max()) - 0.7) < 1e-3
 
 
