@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,10 @@ from storage._registry import (
     make_entry,
 )
 
-__all__ = ["FeatureStore", "StoreWriter", "StoreError", "ProvenanceMismatchError"]
+if TYPE_CHECKING:
+    from storage.writer import StoreWriter
+
+__all__ = ["FeatureStore", "StoreError", "ProvenanceMismatchError"]
 
 FORMAT_VERSION = 1
 CHUNK_BYTES = 512 * 1024  # target uncompressed chunk size: small enough to limit read amplification
@@ -249,6 +252,8 @@ class FeatureStore:
         """A writer with its own shard; one per worker process (ids need not be unique)."""
         self._require_writable()
         check_name(writer_id, "writer")
+        from storage.writer import StoreWriter
+
         return StoreWriter(self, writer_id)
 
     def _array(self, path: str, need_rows: int = 0) -> zarr.Array:
@@ -601,171 +606,3 @@ def _reasons(sub: pd.DataFrame, limit: int = 10) -> list[dict[str, Any]]:
         )
     out.sort(key=lambda r: -r["count"])
     return out[:limit]
-
-
-class StoreWriter:
-    """Buffers one worker's results and appends them to its private shard on ``commit``.
-
-    Nothing written here is visible until ``commit`` has flushed the arrays and then
-    written the commit record; a crash in between leaves only invisible rows behind.
-    """
-
-    def __init__(self, store: FeatureStore, writer_id: str) -> None:
-        self.store = store
-        self.writer_id = writer_id
-        self.token = f"{writer_id}.{uuid.uuid4().hex[:12]}"
-        self.shard = f"shards/{self.token}"
-        self._seq = 0
-        self._last_ts = 0
-        self._entries: list[dict[str, Any]] = []
-        self._bufs: dict[tuple[str, str], list[np.ndarray]] = {}
-        self._tbufs: dict[str, list[np.ndarray]] = {}
-        self._buffered: Counter[tuple[str, str]] = Counter()
-        self._rows: dict[tuple[str, str], int] = {}
-        self._arrays: dict[str, zarr.Array] = {}
-        self._registry: dict[tuple[str, str], dict[str, Any]] = {}
-        self._closed = False
-
-    def __enter__(self) -> StoreWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _entry(self, kind: str, name: str) -> dict[str, Any]:
-        key = (kind, name)
-        if key not in self._registry or self._registry[key].get("dropped"):
-            self._registry = self.store._registry()
-        e = self._registry.get(key)
-        if e is None or e.get("dropped"):
-            what = "expert" if kind == "expert" else "text encoder"
-            call = "ensure_expert" if kind == "expert" else "ensure_text_encoder"
-            raise StoreError(f"{what} {name!r} is not registered in {self.store.url}: call store.{call} first")
-        return e
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"writer {self.token} is closed")
-
-    def _add(self, kind: str, name: str, video_id: str, caption_idx: int, state: str, rows: np.ndarray | None,
-             error_class: str | None = None, message: str | None = None, attempts: int = 0) -> None:
-        e = self._entry(kind, name)
-        key = (kind, name)
-        start, count = 0, 0
-        if rows is not None and len(rows):
-            start = self._rows.get(key, 0) + self._buffered[key]
-            count = len(rows)
-            self._bufs.setdefault(key, []).append(rows)
-            self._buffered[key] += count
-        self._entries.append(
-            {"kind": kind, "name": name, "video_id": str(video_id), "caption_idx": int(caption_idx),
-             "state": state, "error_class": error_class, "message": message, "attempts": int(attempts),
-             "epoch": e["epoch"], "extractor_version": str(e["provenance"].get("extractor_version")),
-             "source": self.shard if count else None, "row_start": start, "row_count": count}
-        )
-
-    def _features(self, kind: str, name: str, video_id: str, x: np.ndarray) -> np.ndarray:
-        e = self._entry(kind, name)
-        x = np.asarray(x)
-        if x.ndim != 2 or x.shape[1] != e["dim"]:
-            raise StoreError(f"{kind} {name!r}, video {video_id!r}: expected [T, {e['dim']}], got {list(x.shape)}")
-        if not np.isfinite(x).all():
-            raise StoreError(f"{kind} {name!r}, video {video_id!r}: features contain NaN or inf")
-        with np.errstate(over="ignore"):
-            y = x.astype(e["dtype"], copy=False)
-        if e["dtype"] == "float16" and not np.isfinite(y).all():
-            raise StoreError(
-                f"{kind} {name!r}, video {video_id!r}: values exceed float16 range; use provenance dtype float32"
-            )
-        return y
-
-    def write(self, video_id: str, expert: str, features: np.ndarray, timestamps: np.ndarray) -> None:
-        """Buffer one video's features ``[T, D]`` and timestamps ``[T]`` (T may be 0)."""
-        self._check_open()
-        feats = self._features("expert", expert, video_id, features)
-        ts = np.asarray(timestamps, dtype="float32").reshape(-1)
-        if len(ts) != len(feats):
-            raise StoreError(f"expert {expert!r}, video {video_id!r}: {len(feats)} rows but {len(ts)} timestamps")
-        if not np.isfinite(ts).all():
-            raise StoreError(f"expert {expert!r}, video {video_id!r}: timestamps contain NaN or inf")
-        self._add("expert", expert, video_id, -1, "done", feats)
-        if len(ts):
-            self._tbufs.setdefault(expert, []).append(ts)
-
-    def write_text(self, video_id: str, caption_idx: int, encoder: str, tokens: np.ndarray) -> None:
-        """Buffer one caption's per-token features ``[L, D]``."""
-        self._check_open()
-        toks = self._features("text", encoder, video_id, tokens)
-        self._add("text", encoder, video_id, caption_idx, "done", toks)
-
-    def fail(self, video_id: str, expert: str, error_class: str, message: str, attempts: int) -> None:
-        """Record that extracting ``expert`` on ``video_id`` failed (retried by later runs)."""
-        self._check_open()
-        self._add("expert", expert, video_id, -1, "failed", None, str(error_class), str(message), attempts)
-
-    def quarantine(self, video_id: str, expert: str, reason: str) -> None:
-        """Record that ``video_id`` must not be retried for ``expert`` (e.g. it crashes the decoder)."""
-        self._check_open()
-        self._add("expert", expert, video_id, -1, "quarantined", None, "Quarantined", str(reason), 0)
-
-    @property
-    def buffered(self) -> int:
-        """Entries waiting for the next commit."""
-        return len(self._entries)
-
-    def _shard_array(self, path: str, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ...]) -> zarr.Array:
-        if path not in self._arrays:
-            self._arrays[path] = self.store._create_array(path, shape, dtype, chunks)
-        return self._arrays[path]
-
-    def commit(self) -> int:
-        """Flush buffered rows into the shard, then write the commit record; returns entries committed."""
-        self._check_open()
-        return self._commit()
-
-    def _commit(self) -> int:
-        if not self._entries:
-            return 0
-        for key, parts in self._bufs.items():
-            kind, name = key
-            e = self._registry[key]
-            data = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            n0 = self._rows.get(key, 0)
-            crows = chunk_rows(e["dim"], np.dtype(e["dtype"]).itemsize)
-            fdir = "features" if kind == "expert" else "text"
-            arr = self._shard_array(f"{self.shard}/{fdir}/{name}", (0, e["dim"]), e["dtype"], (crows, e["dim"]))
-            arr.resize((n0 + len(data), e["dim"]))
-            arr[n0 : n0 + len(data)] = data
-            if kind == "expert":
-                ts = np.concatenate(self._tbufs[name])
-                tarr = self._shard_array(f"{self.shard}/timestamps/{name}", (0,), "float32", (max(crows, 4096),))
-                tarr.resize((n0 + len(ts),))
-                tarr[n0 : n0 + len(ts)] = ts
-        ts_ns = max(time.time_ns(), self._last_ts + 1)
-        rows = [
-            e | {"commit_ts": ts_ns, "writer_id": self.token, "seq": self._seq, "pos": i}
-            for i, e in enumerate(self._entries)
-        ]
-        table = pa.Table.from_pylist(rows, schema=rec.SCHEMA)
-        n = table.num_rows
-        # the commit point: one atomic file naming exactly the rows flushed above
-        self.store._root.put_atomic(f"commits/{self.token}-{self._seq:08d}.parquet", rec.to_parquet_bytes(table))
-        for key in self._bufs:
-            self._rows[key] = self._rows.get(key, 0) + self._buffered[key]
-        self._bufs.clear()
-        self._tbufs.clear()
-        self._buffered.clear()
-        self._entries.clear()
-        self._seq += 1
-        self._last_ts = ts_ns
-        return n
-
-    def close(self) -> None:
-        """Commit what is buffered and seal the shard (compaction may then delete it)."""
-        if self._closed:
-            return
-        self._commit()
-        if self._seq:
-            self.store._root.put_atomic(f"{self.shard}/sealed.json", json.dumps({"commits": self._seq}).encode())
-        self._closed = True
-
