@@ -138,8 +138,7 @@ class Pipeline:
         cfg = self.cfg
         self.inputs = list_inputs(cfg.input, with_captions=cfg.captions)
         ids = [v.video_id for v in self.inputs.videos]
-        if len(set(ids)) != len(ids):
-            raise UserError(f"{cfg.input}: duplicate video ids in the input")
+        _check_unique(cfg.input, self.inputs.videos)
         profile = load_profile(cfg.profile)
         names = resolve_experts(profile, cfg.experts)
         self.plan = JobPlan(profile, plan_experts(profile, names, cfg.batch_size))
@@ -764,6 +763,15 @@ class Pipeline:
     def _restore_signals(previous: dict[int, Any]) -> None:
         for sig, h in previous.items():
             signal.signal(sig, h)
+
+
+def _check_unique(spec: str, videos: list[Any]) -> None:
+    """Two inputs under one id would share (and overwrite) one store key: refuse, naming both."""
+    first: dict[str, str] = {}
+    for v in videos:
+        if v.video_id in first:
+            raise UserError(f"{spec}: duplicate video id {v.video_id!r} for {first[v.video_id]} and {v.path}")
+        first[v.video_id] = v.path
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -9,7 +9,9 @@ silently dropped.
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +43,29 @@ class Inputs:
 
 
 def _unique_ids(paths: list[Path], root: Path | None) -> list[InputVideo]:
-    """Ids are paths relative to the folder without suffix ('/' → '__'); clashes keep the suffix."""
+    """One distinct, deterministic id per file: its path relative to the folder, suffix dropped.
+
+    '/' becomes '__'; files whose stems clash (``a.mp4``, ``a.mkv``) keep their suffix. The
+    mapping can still collide (``sub/clip.mp4`` and ``sub__clip.mp4`` both give ``sub__clip``):
+    every file of such a group gets ``~`` plus 8 hex digits of the SHA-256 of its relative
+    path. That suffix depends on the file's own path only, so an id never depends on the order
+    of the listing and never moves to another file of the group when files come or go.
+    """
     rel = [p.relative_to(root).as_posix() if root else p.name for p in paths]
     stems = [r.rsplit(".", 1)[0] if "." in Path(r).name else r for r in rel]
-    counts: dict[str, int] = {}
-    for s in stems:
-        counts[s] = counts.get(s, 0) + 1
+    stem_counts = Counter(stems)
+    base = [(s if stem_counts[s] == 1 else r).replace("/", "__") for r, s in zip(rel, stems, strict=True)]
+    base_counts = Counter(base)
+    taken = set(base)
     out = []
-    for p, r, s in zip(paths, rel, stems, strict=True):
-        vid = (s if counts[s] == 1 else r).replace("/", "__")
+    for p, r, b in zip(paths, rel, base, strict=True):
+        vid = b
+        if base_counts[b] > 1:
+            digest = hashlib.sha256(r.encode("utf-8", "surrogateescape")).hexdigest()
+            width = 8
+            while (vid := f"{b}~{digest[:width]}") in taken:  # a file literally named like that
+                width += 4
+            taken.add(vid)
         out.append(InputVideo(vid, str(p.resolve())))
     return out
 
@@ -90,11 +106,12 @@ def list_inputs(spec: str, *, with_captions: bool = True) -> Inputs:
             raise UserError(f"{spec}: no video files in this folder (looked for {', '.join(sorted(VIDEO_SUFFIXES)[:6])}, ...)")
         return Inputs(_unique_ids(files, target), spec, "folder")
     if any(ch in spec for ch in "*?["):
-        files = sorted(Path(p) for p in globlib.glob(spec, recursive=True) if os.path.isfile(p))
+        # resolved and de-duplicated: two patterns or links naming one file give one input
+        files = sorted({Path(p).resolve() for p in globlib.glob(spec, recursive=True) if os.path.isfile(p)})
         if not files:
             raise UserError(f"{spec}: the glob matches no files")
-        root = Path(os.path.commonpath([str(p.parent.resolve()) for p in files]))
-        return Inputs(_unique_ids([p.resolve() for p in files], root), spec, "glob")
+        root = Path(os.path.commonpath([str(p.parent) for p in files]))
+        return Inputs(_unique_ids(files, root), spec, "glob")
     if target.is_file():
         return Inputs(_unique_ids([target.resolve()], target.resolve().parent), spec, "folder")
     raise UserError(f"{spec}: no such manifest, dataset dir, folder or glob")

@@ -156,15 +156,17 @@ def _write_atomic(table: pa.Table, dest: Path) -> Path:
 def validate_manifest(table: pa.Table, *, allow_outside: bool = False, source: str = "manifest") -> pa.Table:
     """Check a manifest table against the contract; returns it with normalised paths."""
     table = _to_table(table, MANIFEST_SCHEMA, source)
-    seen: set[str] = set()
+    seen: dict[str, tuple[int, Any]] = {}
     paths: list[str] = []
     for i, row in enumerate(table.select(list(MANIFEST_SCHEMA.names)).to_pylist()):
         vid = row["video_id"]
         where = f"{source}: row {i} ({vid!r}): "
         check_video_id(vid, where)
-        if vid in seen:
-            raise ManifestError(f"{source}: duplicate video_id {vid!r}")
-        seen.add(vid)
+        if vid in seen:  # a manifest is a contract: picking one row would attach features to the wrong video
+            first, first_path = seen[vid]
+            raise ManifestError(f"{source}: duplicate video_id {vid!r} in row {first} (path {first_path!r}) "
+                                f"and row {i} (path {row['path']!r})")
+        seen[vid] = (i, row["path"])
         paths.append(check_relative_path(row["path"], allow_outside=allow_outside, where=where))
         if row["split"] not in SPLITS:
             raise ManifestError(f"{where}split must be one of {', '.join(SPLITS)}, got {row['split']!r}")

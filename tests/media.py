@@ -122,6 +122,12 @@ def make_hostile_corpus(directory: Path | str) -> dict[str, Path]:
     ``audio_only``, ``no_audio``, ``vfr``, ``rotated``, ``tiny_1x1``, ``huge_frame``
     (one 8000x8000 frame), ``long_sparse`` (3 frames spread over one hour), ``unicode_path``
     (spaces and non-ASCII in the name), plus the ``good`` clip the others derive from.
+
+    Three more are good clips whose names collide once turned into video ids: ``dup_stem``
+    (``good.mkv`` beside ``good.mp4``), ``dup_nested`` (``sub/clip.mp4``) and ``dup_flat``
+    (``sub__clip.mp4``, which a '/' → '__' mapping would confuse with ``sub/clip.mp4``). Every
+    file is at the top level except ``dup_nested``; ``good_faststart.mp4`` (the source of the
+    faststart cuts) is written too but not returned.
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -150,4 +156,9 @@ def make_hostile_corpus(directory: Path | str) -> dict[str, Path]:
     c["long_sparse"] = make_timed_clip(d / "long_sparse.mp4", [0.0, 1800.0, 3600.0], size=(32, 32))
     c["unicode_path"] = d / "vidéo avec espaces ☃ 名前.mp4"
     shutil.copyfile(c["good"], c["unicode_path"])
+    c["dup_stem"] = d / "good.mkv"
+    _ffmpeg(["-i", str(c["good"]), "-c", "copy", str(c["dup_stem"])])  # same streams, Matroska container
+    (d / "sub").mkdir(exist_ok=True)
+    c["dup_nested"] = Path(shutil.copyfile(c["good"], d / "sub" / "clip.mp4"))
+    c["dup_flat"] = Path(shutil.copyfile(c["good"], d / "sub__clip.mp4"))
     return c

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import UserError
 from pipelines.extract_accounting import CRASH, ERROR, FAIL, INPUT, QUARANTINE, RETRY, Accounting, RetryPolicy
-from pipelines.extract_inputs import list_inputs
+from pipelines.extract_inputs import VIDEO_SUFFIXES, list_inputs
 from pipelines.extract_plan import StagePlan, fit_resources
 from tests.media import make_clip, make_hostile_corpus
 from tests.pipelines.extract_helpers import (
@@ -56,7 +55,8 @@ def test_fit_resources_scales_to_the_cluster() -> None:
     assert [s.num_gpus for s in fitted] == [0.25, 0.25]  # four actors share one GPU
 
 
-def test_list_inputs_folder_glob_and_missing(tmp_path: Path) -> None:
+def test_list_inputs_folder_and_glob(tmp_path: Path) -> None:
+    """A missing input and clashing ids: tests/test_fault_bad_configs.py, tests/pipelines/test_extract_inputs.py."""
     (tmp_path / "sub").mkdir()
     make_clip(tmp_path / "a.mp4", seconds=0.5)
     (tmp_path / "sub" / "a.mp4").write_bytes(b"")
@@ -65,8 +65,6 @@ def test_list_inputs_folder_glob_and_missing(tmp_path: Path) -> None:
     assert sorted(v.video_id for v in folder.videos) == ["a", "sub__a"]
     assert all(Path(v.path).is_absolute() for v in folder.videos)
     assert len(list_inputs(str(tmp_path / "**" / "*.mp4")).videos) == 2
-    with pytest.raises(UserError, match="no such"):
-        list_inputs(str(tmp_path / "missing"))
 
 
 # ------------------------------------------------------------------ on a real Ray head
@@ -124,15 +122,23 @@ def test_hostile_folder_every_input_accounted_for(head: dict, tmp_path: Path) ->
     store = tmp_path / "store.zarr"
     s = run_extract_cli(extract_cmd(tmp_path / "hostile", store, head["gcs_address"], "--experts", "audio",
                                     "--no-tracking", "--max-retries", "1"), head)
-    files = list((tmp_path / "hostile").glob("*.mp4"))
+    files = [p for p in (tmp_path / "hostile").rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     assert s["inputs"] == len(files)
     assert s["done"] + s["failed"] + s["quarantined"] + s["skipped"] == s["inputs"]
     status = FeatureStore.open(str(store), mode="r").status_table().to_pandas().set_index("video_id")
     assert len(status) == len(files)  # every input has a record, each with a state
-    for good in ("good", "good_faststart", "vidéo avec espaces ☃ 名前", "no_audio", "audio_only"):
-        assert status.loc[good, "state"] == "done", (good, status.loc[good].to_dict())
+    ids = {Path(v.path): v.video_id for v in list_inputs(str(tmp_path / "hostile")).videos}
+    assert set(ids) == {p.resolve() for p in files}
+    vid = {name: ids[path.resolve()] for name, path in corpus.items()}
+    vid["good_faststart"] = ids[(tmp_path / "hostile" / "good_faststart.mp4").resolve()]
+    for good in ("good", "good_faststart", "unicode_path", "no_audio", "audio_only", "dup_stem", "dup_nested", "dup_flat"):
+        assert status.loc[vid[good], "state"] == "done", (good, status.loc[vid[good]].to_dict())
+    # ids that a naive mapping would merge: each file is done under its own id
+    dups = [vid[n] for n in ("good", "dup_stem", "dup_nested", "dup_flat")]
+    assert len(set(dups)) == 4, dups
+    assert (vid["good"], vid["dup_stem"]) == ("good.mp4", "good.mkv")
     for bad in ("zero_byte", "random_bytes", "truncated"):
-        row = status.loc[bad]
+        row = status.loc[vid[bad]]
         assert row["state"] == "failed" and row["error_class"], (bad, row.to_dict())
         assert bad in str(row["message"])  # the message names the input
     assert status.loc["zero_byte", "error_class"] == "EmptyFileError"
