@@ -144,6 +144,10 @@ class Pipeline:
         self.plan = JobPlan(profile, plan_experts(profile, names, cfg.batch_size))
         if self.inputs.captions:
             self.plan.text = plan_text(profile, cfg.text_encoders)
+        if cfg.tracking:  # after the config checks, before the store, the pending list and Ray:
+            from pipelines.extract_tracking import check_job_tracking
+
+            check_job_tracking(cfg.tracking_uri, cfg.out)  # unreachable: one line, not minutes of retries
         dec = profile.get("decoder") or {}
         self.backend = cfg.decoder or dec.get("backend", "decord")
         self.decode_options = {k: dec.get(k) for k in ("window_seconds", "timeout_s", "max_pixels")}
@@ -688,11 +692,14 @@ class Pipeline:
                 self.bar.close()
         summary = self._summary(interrupted)
         if tracker is not None:
-            tracker.log_summary(summary)
-            tracker.log_failures(self.failures)
+            unsent = tracker.finish(summary, self.failures, "KILLED" if interrupted else "FINISHED")
             summary["mlflow_run_id"] = tracker.run_id
             summary["tracking_uri"] = tracker.tracking_uri
-            tracker.end("KILLED" if interrupted else "FINISHED")
+            if unsent:  # the features are in the store; the run's record is kept beside it
+                summary.update(unsent)
+                print(f"videxperts: warning: MLflow at {tracker.tracking_uri} did not take run {tracker.run_id} "
+                      f"({unsent['tracking_error']}); its summary and failure report are saved in "
+                      f"{unsent['tracking_unsent']}", file=sys.stderr, flush=True)
         self._stop_actors()
         return summary
 

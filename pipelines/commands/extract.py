@@ -42,7 +42,10 @@ def _human(summary: dict[str, Any]) -> str:
         lines.append(f"  ... {summary['failures_total'] - 10} more (see the MLflow run's failures.csv)")
     for note in summary.get("notes", []):
         lines.append(f"note: {note}")
-    if summary.get("mlflow_run_id"):
+    if summary.get("tracking_unsent"):
+        lines.append(f"mlflow run {summary['mlflow_run_id']} at {summary.get('tracking_uri')}: not logged "
+                     f"({summary.get('tracking_error')}); kept in {summary['tracking_unsent']}")
+    elif summary.get("mlflow_run_id"):
         lines.append(f"mlflow run {summary['mlflow_run_id']} at {summary.get('tracking_uri')}")
     if summary.get("interrupted"):
         lines.append("interrupted: re-run the same command to resume")
