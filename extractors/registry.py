@@ -11,13 +11,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from extractors.base import Expert
-from pipelines.errors import UserError
+from pipelines.errors import UserError, yaml_problem
 
 EXPERT_CLASSES: dict[str, str] = {
     "scene": "extractors.experts.scene:SceneExpert",
@@ -32,6 +34,7 @@ EXPERT_CLASSES: dict[str, str] = {
 TEXT_ENCODERS = ("minilm", "wordvec", "gpt2")
 PROFILE_KEYS = {"name", "description", "decoder", "experts", "text_encoders"}
 DECODER_KEYS = {"backend", "window_seconds", "timeout_s", "max_pixels"}
+DECODER_BACKENDS = ("decord", "torchcodec", "pyav")
 
 
 class ProfileError(UserError):
@@ -81,7 +84,7 @@ def load_profile(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ProfileError(f"{path}: not valid YAML ({e})") from e
+        raise ProfileError(f"{path}: not valid YAML ({yaml_problem(e)})") from None
     validate_profile(data, str(path))
     data.setdefault("name", path.stem)
     data.setdefault("decoder", {})
@@ -98,15 +101,13 @@ def validate_profile(data: Any, source: str = "profile") -> None:
     experts = data.get("experts")
     if not isinstance(experts, dict) or not experts:
         raise ProfileError(f"{source}: 'experts' must be a non-empty mapping of expert name → settings")
-    _unknown(source, "decoder.", data.get("decoder") or {}, DECODER_KEYS)
+    _check_decoder(source, data.get("decoder") or {})
     for name, cfg in experts.items():
         if name not in EXPERT_CLASSES:
             raise ProfileError(f"{source}: unknown expert 'experts.{name}' (available: {', '.join(available_experts())})")
         if cfg is not None and not isinstance(cfg, dict):
             raise ProfileError(f"{source}: 'experts.{name}' must be a mapping of settings")
-        allowed = _accepted_keys(name)
-        if allowed is not None:
-            _unknown(source, f"experts.{name}.", cfg or {}, allowed)
+        _check_settings(source, f"experts.{name}.", name, cfg or {})
     text = data.get("text_encoders") or {}
     if not isinstance(text, dict):
         raise ProfileError(f"{source}: 'text_encoders' must be a mapping")
@@ -119,6 +120,79 @@ def _unknown(source: str, prefix: str, cfg: Any, allowed: set[str]) -> None:
     bad = sorted(set(cfg) - allowed)
     if bad:
         raise ProfileError(f"{source}: unknown key '{prefix}{bad[0]}' (allowed: {', '.join(sorted(allowed))})")
+
+
+def _check_decoder(source: str, dec: Any) -> None:
+    """The decoder section's keys and values (a bad value would otherwise fail every video)."""
+    _unknown(source, "decoder.", dec, DECODER_KEYS)
+    backend = dec.get("backend")
+    if backend is not None and backend not in DECODER_BACKENDS:
+        raise ProfileError(f"{source}: 'decoder.backend' must be one of {', '.join(DECODER_BACKENDS)}, got {backend!r}")
+    for key in ("window_seconds", "timeout_s", "max_pixels"):
+        v = dec.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int if key == "max_pixels" else (int, float)) or v <= 0:
+            kind = "a positive integer" if key == "max_pixels" else "a positive number"
+            raise ProfileError(f"{source}: 'decoder.{key}' must be {kind}, got {v!r}")
+
+
+def _check_settings(source: str, prefix: str, name: str, cfg: dict[str, Any]) -> None:
+    """Expert settings: every key is a constructor argument, every value has the annotated type."""
+    allowed = _accepted_keys(name)
+    if allowed is not None:
+        _unknown(source, prefix, cfg, allowed)
+    hints = _argument_types(name)
+    for key, value in cfg.items():
+        hint = hints.get(key)
+        if hint is not None and _matches(value, hint) is False:
+            raise ProfileError(f"{source}: '{prefix}{key}' must be {_type_name(hint)}, got {value!r}")
+
+
+def _argument_types(name: str) -> dict[str, Any]:
+    """Constructor argument -> annotated type, over the class hierarchy (most derived wins)."""
+    try:
+        cls = expert_class(name)
+    except UserError:
+        return {}
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            hints = typing.get_type_hints(init)
+        except Exception:  # noqa: BLE001 - an annotation we cannot evaluate: no type check for it
+            hints = {}
+        for k, v in hints.items():
+            out.setdefault(k, v)
+        if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(init).parameters.values()):
+            break  # no **kw: the base classes' arguments are not reachable from the profile
+    return out
+
+
+def _matches(value: Any, hint: Any) -> bool | None:
+    """Does ``value`` fit ``hint``? None when the hint is not a plain scalar type (cannot tell)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        results = [_matches(value, arg) for arg in typing.get_args(hint)]
+        return True if True in results else (None if None in results else False)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return None
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
 def _accepted_keys(name: str) -> set[str] | None:
@@ -149,15 +223,20 @@ def build_expert(name: str, profile_cfg: dict[str, Any] | None = None, weights: 
     overrides the profile's checkpoint (e.g. from the command line).
     """
     cfg = dict(profile_cfg or {})
+    source, prefix = f"expert {name!r}", ""
     if "experts" in cfg and isinstance(cfg["experts"], dict):
+        source, prefix = str(cfg.get("source") or "profile"), f"experts.{name}."
         cfg = dict(cfg["experts"].get(name) or {})
     if weights is not None:
         cfg["weights"] = weights
     cls = expert_class(name)
-    allowed = _accepted_keys(name)
-    if allowed is not None:
-        _unknown(f"expert {name!r}", "", cfg, allowed)
+    _check_settings(source, prefix, name, cfg)
+    where = f"{source}: '{prefix.rstrip('.')}'" if prefix else source
     try:
         return cls(**cfg)
-    except TypeError as e:
-        raise ProfileError(f"expert {name!r}: bad settings ({e})") from e
+    except (TypeError, ValueError) as e:
+        raise ProfileError(f"{where}: bad settings ({e})") from None
+    except UserError as e:  # the expert's own range checks: say which profile holds the value
+        if not prefix:
+            raise
+        raise ProfileError(f"{where}: {e}") from None

@@ -7,3 +7,11 @@ class UserError(Exception):
 
 class NotAvailableYet(UserError):
     """A subcommand whose implementation has not landed yet."""
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error as one line ("line 3, column 7: expected ',' or ']'"): PyYAML's own spans lines."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"

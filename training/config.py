@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.errors import UserError
+from pipelines.errors import UserError, yaml_problem
 
 VARIANTS = ("ce", "ce_no_cg", "moee", "moee_uniform", "concat")
 TEMPORAL = ("mean", "vlad")
@@ -183,9 +183,7 @@ def _read_yaml(path: Path, chain: tuple[str, ...]) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     return _resolve_base(raw, path, str(path), chain + (str(path.resolve()),))
