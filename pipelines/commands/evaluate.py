@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from pathlib import Path
 
 import click
 
@@ -16,11 +17,14 @@ def evaluate_checkpoint(ref: str, store: str, data: str | None, split: str, trac
 
     from training.data import load_split, read_splits
     from training.loop import evaluate_split
+    from training.preflight import check_config_matches_store, open_store
     from training.teachtext import load_model_checkpoint, resolve_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="vx-eval-") as tmp:
         path = resolve_checkpoint(ref, tracking_uri, tmp)
         cfg, model, ckpt = load_model_checkpoint(path)
+    # a model trained on other features (dims, experts) is one line here, not a shape error mid-forward
+    check_config_matches_store(cfg, open_store(store), f"checkpoint {ref}", store)
     ids = read_splits(data, store=store).get(split) or []
     if not ids:
         raise UserError(f"split {split!r} has no videos")
@@ -47,6 +51,8 @@ def evaluate(run_id: str | None, checkpoint: str | None, store: str, data: str |
 
     if (run_id is None) == (checkpoint is None):
         raise UserError("give exactly one of --run RUN_ID or --checkpoint PATH")
+    if checkpoint is not None and not Path(checkpoint).exists():
+        raise UserError(f"checkpoint not found: {checkpoint}")
     uri = resolve_tracking_uri(work_dir, tracking_uri) if run_id else None
     out = evaluate_checkpoint(run_id or checkpoint, store, data, split, uri)
     if as_json:
