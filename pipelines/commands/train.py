@@ -34,12 +34,14 @@ def _seeds(value: str | None) -> list[int] | None:
 @click.option("--address", default=None, help="Ray cluster address (default: local Ray).")
 @click.option("--max-failures", default=1, show_default=True, type=click.IntRange(0),
               help="Worker failures tolerated; training resumes from the last epoch checkpoint.")
+@click.option("--restart", is_flag=True, help="Start new runs even if this same command was interrupted "
+              "(by default a re-run resumes the unfinished runs from their last epoch checkpoint).")
 @click.option("--describe", is_flag=True, help="Build the model without data and print its parameter counts.")
 @click.option("--verbose", is_flag=True, help="Show the Ray Train workers' logs (per-epoch reports) on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def train(config: str, store: str | None, data: str | None, num_workers: int, use_gpu: bool, seeds: str | None,
           epochs: int | None, tracking_uri: str | None, experiment: str | None, work_dir: str,
-          address: str | None, max_failures: int, describe: bool, verbose: bool, as_json: bool) -> None:
+          address: str | None, max_failures: int, restart: bool, describe: bool, verbose: bool, as_json: bool) -> None:
     """Train the model of CONFIG on the features in STORE: one MLflow parent run, one child per seed."""
     if describe:
         from training.describe import describe_model, format_description
@@ -54,7 +56,7 @@ def train(config: str, store: str | None, data: str | None, num_workers: int, us
     summary = run_train(TrainRequest(
         config=config, store=store, data=data, num_workers=num_workers, use_gpu=use_gpu, seeds=_seeds(seeds),
         tracking_uri=tracking_uri, experiment=experiment, epochs=epochs, work_dir=work_dir, address=address,
-        max_failures=max_failures, quiet=as_json or not verbose, progress=not as_json,
+        max_failures=max_failures, restart=restart, quiet=as_json or not verbose, progress=not as_json,
     ))
     if as_json:
         slim = {k: v for k, v in summary.items() if k != "seeds"}
