@@ -76,34 +76,19 @@ def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None
 
 
 def _store_source(req: TrainRequest, cfg: Any) -> dict:
+    """The workers' data source; the config is checked against the store first (one line, before MLflow or Ray)."""
     from storage._fs import absolute_store_url
     from training.data import read_splits
+    from training.preflight import check_config_matches_store, open_store
 
     if not req.store:
-        raise UserError("--store is required")
+        raise UserError("--store is required: the feature store to train on")
+    config_name = str(req.config) if isinstance(req.config, (str, Path)) else "config"
+    check_config_matches_store(cfg, open_store(req.store), config_name, req.store)
     splits = read_splits(req.data, store=req.store)
     if not splits.get("train"):
         raise UserError(f"no training videos in the split information of {req.data or req.store}")
-    _check_store(req.store, cfg)
     return {"kind": "store", "url": absolute_store_url(req.store), "splits": splits}
-
-
-def _check_store(url: str, cfg: Any) -> None:
-    """The store exists and has the config's experts and text encoder (a clear error before Ray starts)."""
-    if "://" not in str(url) and not Path(url).exists():
-        raise UserError(f"feature store not found: {url}")
-    try:
-        from storage.store import FeatureStore
-
-        store = FeatureStore.open(url, mode="r")
-        have = set(store.experts)
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - report any opening problem as one line
-        raise UserError(f"cannot open feature store {url}: {exc}") from None
-    missing = [e for e in cfg.expert_names if e not in have]
-    if missing:
-        raise UserError(f"store {url} has no features for experts {missing} (has {sorted(have)})")
 
 
 def _child_artifacts(client: Any, run_id: str, cfg: Any, state: dict, result: dict, ranks: Any) -> None:
@@ -191,12 +176,12 @@ def run_train(req: TrainRequest) -> dict:
     from training.teachtext import resolve_teachers
 
     work = Path(req.work_dir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
     base_cfg = resolve_config(req.config, req.epochs)
+    source = req.source or _store_source(req, base_cfg)  # bad config/store/splits fail here, nothing created
+    work.mkdir(parents=True, exist_ok=True)
     seeds = req.seeds if req.seeds else [int(base_cfg.train.seed)]
     uri = tracking.resolve_tracking_uri(work, req.tracking_uri)
     tracking.check_tracking(uri)
-    source = req.source or _store_source(req, base_cfg)
     client = MlflowClient(uri)
     exp_id = tracking.ensure_experiment(client, req.experiment or tracking.DEFAULT_EXPERIMENT,
                                         tracking.artifact_root(work) if tracking.is_local_uri(uri) else None)

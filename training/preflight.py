@@ -46,16 +46,3 @@ def check_config_matches_store(cfg: Any, store: Any, source: str, url: str) -> N
     if int(encoders[text.encoder]["dim"]) != int(text.dim):
         raise UserError(f"{source}: data.text.dim is {text.dim} but store {url} holds "
                         f"{encoders[text.encoder]['dim']}-dim {text.encoder!r} tokens")
-
-
-def check_train_inputs(config: str | Path, store: str | None, data: str | None) -> Any:
-    """Load the config and check it against the store and the splits; returns the TrainConfig."""
-    from training.config import load_config
-    from training.data import read_splits
-
-    cfg = load_config(config)
-    if not store:
-        raise UserError("--store is required: the feature store to train on")
-    check_config_matches_store(cfg, open_store(store), str(config), store)
-    read_splits(data, store=store)
-    return cfg

@@ -50,9 +50,6 @@ def train(config: str, store: str | None, data: str | None, num_workers: int, us
         click.echo(json.dumps(desc, indent=1) if as_json else format_description(desc, structure=True))
         return
     from pipelines.train_job import TrainRequest, run_train
-    from training.preflight import check_train_inputs
-
-    check_train_inputs(config, store, data)  # bad config/store/splits: one line, before MLflow or Ray
     summary = run_train(TrainRequest(
         config=config, store=store, data=data, num_workers=num_workers, use_gpu=use_gpu, seeds=_seeds(seeds),
         tracking_uri=tracking_uri, experiment=experiment, epochs=epochs, work_dir=work_dir, address=address,
