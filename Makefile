@@ -39,16 +39,17 @@ test: install lint
 demo: install
 	bash scripts/demo.sh "$(WORK)" "$(DEMO_VIDEOS)" "$(DEMO_SEEDS)"
 
-# Every benchmark prints a table with ratios against a baseline measured in the same run;
-# docs/BENCHMARKS.md records the results. Takes 30-60 minutes on 2 cores.
+# Every benchmark prints a table with ratios against a baseline measured in the same run
+# (median [min-max] over repetitions) and writes its PNG plot to docs/img/;
+# docs/BENCHMARKS.md records the results. Takes about 60-75 minutes on 2 cores.
 bench: install
-	$(PY) bench/bench_decode.py --reps 5
+	$(PY) bench/bench_decode.py --reps 5 --plots-dir docs/img
 	$(PY) bench/bench_decode.py --memory
-	$(PY) bench/bench_store.py --videos 2000 --reps 5 --resume-videos 100000
+	$(PY) bench/bench_store.py --videos 2000 --reps 9 --resume-videos 100000 --plots-dir docs/img
 	$(PY) bench/bench_experts.py --profile demo
-	$(PY) bench/bench_extract.py --videos 16 --seconds 4 --experts audio,scene,inst
-	$(PY) bench/bench_train.py --videos 128 --epochs 2 --workers 1,2 --threads 1
-	$(PY) bench/bench_eval.py --big-dim 256
+	$(PY) bench/bench_extract.py --videos 32 --seconds 4 --experts audio,scene,inst --reps 3 --plots-dir docs/img
+	$(PY) bench/bench_train.py --videos 128 --epochs 2 --workers 1,2 --threads 1 --reps 3 --plots-dir docs/img
+	$(PY) bench/bench_eval.py --big-dim 256 --reps 3 --big-reps 2 --plots-dir docs/img
 
 constraints:
 	$(PIP) freeze --exclude-editable | grep -v -E '^(videxperts|rapidocr)' > /tmp/videxperts-freeze.txt

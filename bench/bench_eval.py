@@ -6,7 +6,13 @@ Cases (each in its own subprocess so that peak RSS belongs to that case alone):
 - `naive` at 1k × 20k: the full similarity matrix and a per-row / per-column argsort, the
   way evaluation code commonly does it (no tie averaging), as the baseline for a ratio.
 
+The 1k × 20k cases run ``--reps`` times (chunked and naive taking turns, so the naive/chunked
+ratios pair runs made under the same load); the 10k × 200k case, minutes per run, runs
+``--big-reps`` times. Figures are median [min-max]; the plot (time and peak memory per case)
+goes to ``--plots-dir``/eval.png.
+
 Usage:
+    .venv/bin/python bench/bench_eval.py --big-dim 256 --reps 3 --big-reps 2
     .venv/bin/python bench/bench_eval.py                 # all cases, table on stdout
     .venv/bin/python bench/bench_eval.py --json          # one JSON document
     .venv/bin/python bench/bench_eval.py --small         # only 1k × 20k (chunked + naive)
@@ -27,6 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.report import Panel, add_plots_arg, bar_chart, fmt, ratio, summarize  # noqa: E402
+
+FIGURES = ("seconds", "peak_rss_mb", "inputs_rss_mb", "peak_over_inputs_mb")
 
 
 def _rss_mb() -> float:
@@ -111,7 +121,10 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="skip the 10k × 200k case")
     ap.add_argument("--big-dim", type=int, default=None,
                     help="embedding dim of the 10k × 200k case (default: --dim; time scales linearly with it)")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of the 1k x 20k cases")
+    ap.add_argument("--big-reps", type=int, default=1, help="repetitions of the 10k x 200k case (minutes each)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
+    add_plots_arg(ap, "eval.png")
     args = ap.parse_args()
 
     if args.case:
@@ -119,32 +132,50 @@ def main() -> None:
         print(json.dumps(result) if args.json else result)
         return
 
-    plan = [("chunked", 1000, 20000, args.dim), ("naive", 1000, 20000, args.dim)]
+    if args.reps < 1 or args.big_reps < 0:
+        raise SystemExit(f"bench_eval: --reps must be >= 1 and --big-reps >= 0, got {args.reps}, {args.big_reps}")
+    plan = [("chunked", 1000, 20000, args.dim), ("naive", 1000, 20000, args.dim)] * args.reps
     if not args.small:
-        plan.append(("chunked", 10000, 200000, args.big_dim or args.dim))
-    rows = []
+        plan += [("chunked", 10000, 200000, args.big_dim or args.dim)] * args.big_reps
+    runs: dict[tuple, list[dict]] = {}
     for case, v, c, dim in plan:
         print(f"running {case} {v} x {c} (dim {dim}) ...", file=sys.stderr, flush=True)
-        rows.append(_subprocess(case, v, c, dim, args.chunk, args.threads))
-    small = {r["case"]: r for r in rows if r["videos"] == 1000}
+        runs.setdefault((case, v, c, dim), []).append(_subprocess(case, v, c, dim, args.chunk, args.threads))
+    rows = [{"case": case, "videos": v, "captions": c, "dim": dim, "runs": rs,
+             **{k: summarize([r[k] for r in rs]) for k in FIGURES}} for (case, v, c, dim), rs in runs.items()]
+    small = {r["case"]: r["runs"] for r in rows if r["videos"] == 1000}
     summary = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "loadavg_at_end": [round(x, 1) for x in os.getloadavg()]},
+        "reps": args.reps, "big_reps": 0 if args.small else args.big_reps,
         "results": rows,
-        "naive_over_chunked_time_1k": round(small["naive"]["seconds"] / small["chunked"]["seconds"], 2),
-        "naive_over_chunked_peak_over_inputs_1k": round(
-            small["naive"]["peak_over_inputs_mb"] / max(small["chunked"]["peak_over_inputs_mb"], 1e-9), 2),
+        "naive_over_chunked_time_1k": ratio([r["seconds"] for r in small["naive"]],
+                                            [r["seconds"] for r in small["chunked"]]),
+        "naive_over_chunked_peak_over_inputs_1k": ratio(
+            [r["peak_over_inputs_mb"] for r in small["naive"]],
+            [max(r["peak_over_inputs_mb"], 1e-9) for r in small["chunked"]]),
     }
+    summary["plot"] = str(chart(rows, Path(args.plots_dir) / "eval.png"))
     if args.json:
         print(json.dumps(summary, indent=1))
         return
-    print(f"{'case':8} {'videos':>7} {'captions':>9} {'dim':>5} {'seconds':>9} {'peak RSS MB':>12} {'over inputs MB':>15}")
+    print(f"median [min-max] over the runs (n); plot: {summary['plot']}")
+    print(f"{'case':8} {'videos':>7} {'captions':>9} {'dim':>5} {'n':>2} {'seconds':>22} {'peak RSS MB':>16} "
+          f"{'over inputs MB':>16}")
     for r in rows:
-        print(f"{r['case']:8} {r['videos']:>7} {r['captions']:>9} {r['dim']:>5} {r['seconds']:>9.2f} {r['peak_rss_mb']:>12.0f} "
-              f"{r['peak_over_inputs_mb']:>15.0f}")
-    print(f"naive / chunked at 1k x 20k: time x{summary['naive_over_chunked_time_1k']}, "
-          f"extra memory x{summary['naive_over_chunked_peak_over_inputs_1k']}")
+        print(f"{r['case']:8} {r['videos']:>7} {r['captions']:>9} {r['dim']:>5} {len(r['runs']):>2} "
+              f"{fmt(r['seconds']):>22} {fmt(r['peak_rss_mb'], '.0f'):>16} {fmt(r['peak_over_inputs_mb'], '.0f'):>16}")
+    print(f"naive / chunked at 1k x 20k: time {fmt(summary['naive_over_chunked_time_1k'], unit='x')}, "
+          f"extra memory {fmt(summary['naive_over_chunked_peak_over_inputs_1k'], unit='x')}")
 
+
+def chart(rows: list[dict], path: Path) -> Path:
+    names = {id(r): f"{r['case']}\n{r['videos'] // 1000}k x {r['captions'] // 1000}k, d{r['dim']}" for r in rows}
+    return bar_chart(path, [
+        Panel("evaluation time", "seconds (log scale)", {names[id(r)]: r["seconds"] for r in rows}, log=True),
+        Panel("peak memory", "MB",
+              {names[id(r)]: {"peak RSS": r["peak_rss_mb"], "peak - inputs": r["peak_over_inputs_mb"]} for r in rows}),
+    ], title="retrieval metrics: chunked vs naive full-matrix argsort (median, min-max)")
 
 if __name__ == "__main__":
     main()

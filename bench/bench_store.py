@@ -7,7 +7,9 @@ expert, mode mean and seq) through ``StoreReader`` on the freshly written store 
 ``compact``, vs ``np.load`` of every file plus the same mean/padding in numpy.
 Resume scan: ``FeatureStore.open`` + ``pending`` over 100k videos x 2 experts, before and
 after compaction. Each figure is the median of ``--reps`` runs with the min-max spread; store and numpy
-runs alternate so both see the same load on a shared machine.
+runs alternate so both see the same load on a shared machine, and the speed-up is taken per
+repetition (numpy time / store time) before its median. The plot (MB/s store vs numpy per
+operation, resume-scan time against the 10 s target) goes to ``--plots-dir``/store.png.
 
     .venv/bin/python bench/bench_store.py --videos 2000 --reps 5 --resume-videos 100000
 """
@@ -16,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.report import Panel, add_plots_arg, bar_chart, fmt, ratio, summarize  # noqa: E402
 from storage.reader import StoreReader  # noqa: E402
 from storage.store import FeatureStore  # noqa: E402
 
@@ -109,8 +112,8 @@ def paired(store_fn, numpy_fn, reps: int) -> tuple[list[float], list[float]]:
 
 
 def stats(times: list[float], mb: float) -> dict:
-    med = statistics.median(times)
-    return {"median_s": med, "min_s": min(times), "max_s": max(times), "mb_s": mb / med}
+    """Seconds and MB/s (one value per repetition), each as median [min-max]."""
+    return {"s": summarize(times), "mb_s": summarize([mb / t for t in times])}
 
 
 def resume_scan(work: Path, n: int, reps: int) -> dict:
@@ -150,6 +153,7 @@ def main() -> None:
     ap.add_argument("--resume-videos", type=int, default=100_000)
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir, removed)")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the results here")
+    add_plots_arg(ap, "store.png")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_store_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -178,20 +182,38 @@ def main() -> None:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
 
+    table = [(name, st, nt, ratio(nt["s"]["values"], st["s"]["values"])) for name, st, nt in rows]
+    scans = {k: summarize(resume[k]) for k in ("uncompacted", "compacted")} if resume else {}
+    plot = chart(table, scans, Path(args.plots_dir) / "store.png", args)
     print(f"data: {args.videos} videos x {list(EXPERTS)}, {mb:.0f} MiB float16; {args.reps} reps, median [min-max]")
-    print(f"{'operation':<52}{'store MB/s':>12}{'numpy MB/s':>12}{'store s':>20}{'numpy s':>20}{'speedup':>9}")
-    for name, s, n in rows:
-        print(f"{name:<52}{s['mb_s']:>12.0f}{n['mb_s']:>12.0f}"
-              f"{s['median_s']:>8.3f} [{s['min_s']:.3f}-{s['max_s']:.3f}]"
-              f"{n['median_s']:>8.3f} [{n['min_s']:.3f}-{n['max_s']:.3f}]{n['median_s'] / s['median_s']:>8.2f}x")
-    if resume:
-        for k in ("uncompacted", "compacted"):
-            t = resume[k]
-            print(f"resume scan, {args.resume_videos} videos x 2 experts + 1000 new, {k:<11} "
-                  f"({resume['commit_files'] if k == 'uncompacted' else 1} record files): "
-                  f"{statistics.median(t):.2f} s [{min(t):.2f}-{max(t):.2f}]")
+    print(f"{'operation':<52}{'store MB/s':>12}{'numpy MB/s':>12}{'store s':>24}{'numpy s':>24}{'speedup':>22}")
+    for name, st, nt, sp in table:
+        print(f"{name:<52}{st['mb_s']['median']:>12.0f}{nt['mb_s']['median']:>12.0f}"
+              f"{fmt(st['s'], '.3f'):>24}{fmt(nt['s'], '.3f'):>24}{fmt(sp, unit='x'):>22}")
+    for k, t in scans.items():
+        print(f"resume scan, {args.resume_videos} videos x 2 experts + 1000 new, {k:<11} "
+              f"({resume['commit_files'] if k == 'uncompacted' else 1} record files): {fmt(t, unit=' s')}")
+    print(f"plot: {plot}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"rows": rows, "resume": resume, "args": vars(args)}, indent=1))
+        Path(args.json_out).write_text(json.dumps(
+            {"rows": [{"operation": n, "store": st, "numpy": nt, "speedup": sp} for n, st, nt, sp in table],
+             "resume": {"commit_files": resume["commit_files"], **scans} if resume else None,
+             "args": vars(args), "loadavg": [round(x, 1) for x in os.getloadavg()]}, indent=1))
+
+
+def chart(rows: list, scans: dict, path: Path, args: argparse.Namespace) -> Path:
+    short = {"scattered": "read scattered\n(compacted)", "write": "write", "mean, shard": "read mean\n(as written)",
+             "seq, shard": "read seq\n(as written)", "mean, compacted": "read mean\n(compacted)", "seq, compacted": "read seq\n(compacted)"}
+
+    def label(name: str) -> str:
+        return next(v for k, v in short.items() if k in name)
+
+    panels = [Panel(f"store vs one numpy file per video ({args.videos} videos)", "MB/s (float16 features)",
+                    {label(n): {"store": st["mb_s"], "numpy": nt["mb_s"]} for n, st, nt, _ in rows}, width=2.0)]
+    if scans:
+        panels.append(Panel(f"resume scan, {args.resume_videos // 1000}k videos x 2 experts", "seconds",
+                            {f"{k}": t for k, t in scans.items()}, hline=(10.0, "target < 10 s"), width=0.8))
+    return bar_chart(path, panels, title=f"feature store, {args.reps} reps (median, min-max)")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,19 @@ in its own subprocess so peak memory is that mode's own:
 
 Reported per mode: epoch time of the last epoch (the first pays for warm-up), samples/s per
 worker, total samples/s, ratio to the plain loop, peak RSS per process (and peak GPU memory).
+Every mode's subprocess is repeated ``--reps`` times, the modes taking turns within each
+repetition so that a ratio to the plain loop pairs runs made under the same load; each figure
+is the median over repetitions with its min-max spread. The plot (samples/s per worker and
+total, peak RSS) goes to ``--plots-dir``/train.png.
 
-    .venv/bin/python bench/bench_train.py --videos 128 --epochs 2 --workers 1,2
+    .venv/bin/python bench/bench_train.py --videos 128 --epochs 2 --workers 1,2 --threads 1 --reps 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +31,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.report import Panel, add_plots_arg, bar_chart, fmt, ratio, summarize  # noqa: E402
+
+LABELS = {"plain": "plain PyTorch loop", "fit": "training.loop.fit, no Ray", "ray": "Ray Train"}
+FIGURES = ("epoch_time_s", "samples_per_s_worker", "total_samples_per_s", "peak_rss_mb", "peak_gpu_mb")
 
 
 def _cfg(args: argparse.Namespace):
@@ -130,7 +140,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads of the in-process modes (Ray gives each CPU worker 1)")
     ap.add_argument("--modes", default="plain,fit,ray", help="which modes to run")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of every mode (median and min-max)")
     ap.add_argument("--out", default="bench/results/train.json")
+    add_plots_arg(ap, "train.png")
     ap.add_argument("--mode", choices=["plain", "fit", "ray"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -141,34 +153,76 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         print("RESULT " + json.dumps({"plain": run_plain, "fit": run_fit, "ray": run_ray}[args.mode](args)))
         return
+    if args.reps < 1:
+        sys.exit(f"bench_train: --reps must be >= 1, got {args.reps}")
     base = [sys.executable, __file__, "--config", args.config, "--videos", str(args.videos), "--epochs",
             str(args.epochs), "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
     base += ["--gpu"] if args.gpu else []
     modes = args.modes.split(",")
     plans = [["--mode", m] for m in ("plain", "fit") if m in modes]
     plans += [["--mode", "ray", "--n", w] for w in args.workers.split(",")] if "ray" in modes else []
-    rows = []
-    for plan in plans:
-        proc = subprocess.run(base + plan, capture_output=True, text=True, check=False)  # noqa: S603
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            print(f"{' '.join(plan)} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
-            continue
-        rows.append(json.loads(line[7:]))
-        print(json.dumps(rows[-1]), file=sys.stderr)
-    plain = next((r for r in rows if r["mode"] == "plain"), None)
-    for r in rows:
-        r["total_samples_per_s"] = r["samples_per_s_worker"] * r["workers"]
-        r["ratio_vs_plain"] = r["total_samples_per_s"] / plain["samples_per_s_worker"] if plain else None
+    runs: dict[tuple[str, int], list[dict | None]] = {}
+    for rep in range(args.reps):
+        for plan in plans:
+            proc = subprocess.run(base + plan, capture_output=True, text=True, check=False)  # noqa: S603
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            key = (plan[1], int(plan[3]) if len(plan) > 2 else 1)
+            if line is None:  # keep the slot, so repetitions stay paired with the plain loop's
+                print(f"rep {rep + 1}: {' '.join(plan)} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                runs.setdefault(key, []).append(None)
+                continue
+            r = json.loads(line[7:])
+            r["total_samples_per_s"] = r["samples_per_s_worker"] * r["workers"]
+            runs.setdefault(key, []).append(r)
+            print(f"rep {rep + 1}/{args.reps}: {json.dumps(r)}", file=sys.stderr, flush=True)
+    rows = summarise(runs)
+    if not rows:
+        sys.exit("bench_train: every run failed (see the errors above)")
+    plot = chart(rows, Path(args.plots_dir) / "train.png", args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
-    print("| mode | workers | epoch time (s) | samples/s per worker | total samples/s | vs plain | peak RSS/process (MiB) |")
+    Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "reps": args.reps,
+                                          "loadavg": [round(x, 1) for x in os.getloadavg()], "rows": rows,
+                                          "plot": str(plot)}, indent=1))
+    print(f"{args.reps} reps, median [min-max]; plot: {plot}")
+    print("| mode | workers | epoch time (s) | samples/s per worker | total samples/s | vs plain | "
+          "peak RSS/process (MiB) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        ratio = f"{r['ratio_vs_plain']:.2f}x" if r["ratio_vs_plain"] else "-"
-        print(f"| {r['mode']} | {r['workers']} | {r['epoch_time_s']:.2f} | {r['samples_per_s_worker']:.1f} | "
-              f"{r['total_samples_per_s']:.1f} | {ratio} | {r['peak_rss_mb']:.0f} |")
+        ratio_s = fmt(r["ratio_vs_plain"], unit="x") if r.get("ratio_vs_plain") else "-"
+        print(f"| {LABELS[r['mode']]} | {r['workers']} | {fmt(r['epoch_time_s'])} | "
+              f"{fmt(r['samples_per_s_worker'], '.1f')} | {fmt(r['total_samples_per_s'], '.1f')} | {ratio_s} | "
+              f"{fmt(r['peak_rss_mb'], '.0f')} |")
 
+
+def summarise(runs: dict[tuple[str, int], list[dict | None]]) -> list[dict]:
+    """Median [min-max] per mode; the ratio to the plain loop is taken per repetition (same load)."""
+    plain = runs.get(("plain", 1))
+    rows = []
+    for (mode, workers), rs in runs.items():
+        ok = [r for r in rs if r]
+        if not ok:
+            continue
+        row = {"mode": mode, "workers": workers, "runs": ok}
+        row.update({k: summarize([r[k] for r in ok]) for k in FIGURES if k in ok[0]})
+        if plain:
+            pairs = [(r, p) for r, p in zip(rs, plain, strict=True) if r and p]
+            if pairs:
+                row["ratio_vs_plain"] = ratio([r["total_samples_per_s"] for r, _ in pairs],
+                                              [p["samples_per_s_worker"] for _, p in pairs])
+        rows.append(row)
+    return rows
+
+
+def chart(rows: list[dict], path: Path, args: argparse.Namespace) -> Path:
+    names = {(r["mode"], r["workers"]): f"{r['mode']}, {r['workers']} worker{'s' * (r['workers'] > 1)}" for r in rows}
+    return bar_chart(path, [
+        Panel("training throughput", "samples/s",
+              {names[r["mode"], r["workers"]]: {"per worker": r["samples_per_s_worker"],
+                                                "total": r["total_samples_per_s"]} for r in rows}),
+        Panel("peak memory", "peak RSS per process (MiB)",
+              {names[r["mode"], r["workers"]]: r["peak_rss_mb"] for r in rows}),
+    ], title=f"{Path(args.config).stem}, {args.videos} videos, batch {args.batch_size}, "
+             f"{args.reps} reps (median, min-max)")
 
 if __name__ == "__main__":
     main()
