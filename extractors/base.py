@@ -57,6 +57,9 @@ class Resources:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     memory_mb: int | None = None
+    # actors in this expert's pool per decode worker: an expert several times slower than the
+    # others (e.g. single-threaded ASR) asks for more so it does not pace the whole job
+    replicas: int = 1
 
 
 @dataclass

@@ -8,6 +8,7 @@ key named.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import os
@@ -33,6 +34,7 @@ EXPERT_CLASSES: dict[str, str] = {
 }
 TEXT_ENCODERS = ("minilm", "wordvec", "gpt2")
 PROFILE_KEYS = {"name", "description", "decoder", "experts", "text_encoders"}
+POOL_KEYS = {"replicas"}  # expert settings read by the pipeline (actor pool size), not by the expert
 DECODER_KEYS = {"backend", "window_seconds", "timeout_s", "max_pixels"}
 DECODER_BACKENDS = ("decord", "torchcodec", "pyav")
 
@@ -212,7 +214,7 @@ def _accepted_keys(name: str) -> set[str] | None:
         params = inspect.signature(init).parameters.values()
         keys |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
         if not any(p.kind == p.VAR_KEYWORD for p in params):
-            return keys
+            return keys | POOL_KEYS
     return None
 
 
@@ -230,10 +232,16 @@ def build_expert(name: str, profile_cfg: dict[str, Any] | None = None, weights: 
     if weights is not None:
         cfg["weights"] = weights
     cls = expert_class(name)
+    replicas = cfg.pop("replicas", None)  # a pool setting for every expert, not a constructor argument
+    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
+        raise ProfileError(f"{source}: '{prefix}replicas' must be an integer >= 1, got {replicas!r}")
     _check_settings(source, prefix, name, cfg)
     where = f"{source}: '{prefix.rstrip('.')}'" if prefix else source
     try:
-        return cls(**cfg)
+        expert = cls(**cfg)
+        if replicas is not None:
+            expert.resources = dataclasses.replace(expert.resources, replicas=replicas)
+        return expert
     except (TypeError, ValueError) as e:
         raise ProfileError(f"{where}: bad settings ({e})") from None
     except UserError as e:  # the expert's own range checks: say which profile holds the value

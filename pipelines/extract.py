@@ -199,12 +199,12 @@ class Pipeline:
         needed = sorted({e for ex in self.todo.values() for e in ex})
         cpus = self.cluster["num_cpus"] if self.cluster else 1.0
         gpus = self.cluster["num_gpus"] if self.cluster else 0.0
-        per_chain = 1.0 + sum(self.plan.experts[e].num_cpus for e in needed)
+        per_chain = 1.0 + sum(self.plan.experts[e].num_cpus * self.plan.experts[e].replicas for e in needed)
         workers = cfg.workers or max(1, int(cpus // max(per_chain, 1.0)))
         stages = [StagePlan("decode", workers if self.todo else 0, 1.0)]
         for e in needed:
             p = self.plan.experts[e]
-            stages.append(StagePlan(e, workers, p.num_cpus, p.num_gpus, p.memory_mb))
+            stages.append(StagePlan(e, workers * p.replicas, p.num_cpus, p.num_gpus, p.memory_mb))
         if self.text_todo:
             stages += [StagePlan(f"text:{t}", 1, 1.0) for t in self.plan.text]
         stages, notes = fit_resources(stages, cpus, gpus)
@@ -712,6 +712,7 @@ class Pipeline:
             "profile": self.plan.profile.get("name"),
             "decoder": self.backend,
             "workers": getattr(self, "workers", 0),
+            "actors": {name: st.replicas for name, st in self.plan.stages.items()},
             "startup_s": round(getattr(self, "startup_s", 0.0), 3),
             "processing_s": round(getattr(self, "processing_s", 0.0), 3),
             "cluster": self.cluster,

@@ -37,6 +37,7 @@ class ExpertPlan:
     num_gpus: float
     memory_mb: int | None = None
     batch_size: int = 8
+    replicas: int = 1  # actors per decode worker (Resources.replicas)
 
 
 @dataclass
@@ -84,7 +85,7 @@ def plan_experts(profile: dict[str, Any], names: list[str], batch_size: int | No
             name=name, dim=int(expert.dim), version=str(getattr(expert, "version", "1")),
             needs=expert.needs, provenance=dict(expert.provenance()),
             num_cpus=float(res.num_cpus), num_gpus=float(res.num_gpus), memory_mb=res.memory_mb,
-            batch_size=int(batch_size or cfg.get("batch_size") or 8),
+            replicas=int(res.replicas), batch_size=int(batch_size or cfg.get("batch_size") or 8),
         )
     return plans
 

@@ -131,3 +131,18 @@ def test_demo_experts_on_a_real_decode_windows_concatenate(tmp_path):
         else:
             np.testing.assert_allclose(parts.features, one.features, rtol=1e-4,
                                        atol=1e-4 * np.abs(one.features).max())
+
+
+def test_replicas_is_a_pool_setting_of_any_expert():
+    from extractors.registry import ProfileError, build_expert, load_profile
+    from pipelines.extract_plan import plan_experts
+
+    profile = load_profile("demo")
+    assert build_expert("audio", profile).resources.replicas == 1
+    profile["experts"]["audio"] = {**profile["experts"]["audio"], "replicas": 3}
+    assert build_expert("audio", profile).resources.replicas == 3
+    assert plan_experts(profile, ["audio"], None)["audio"].replicas == 3
+    for bad in (0, "two", True, 1.5):
+        profile["experts"]["audio"]["replicas"] = bad
+        with pytest.raises(ProfileError, match="experts.audio.replicas' must be an integer >= 1"):
+            build_expert("audio", profile)

@@ -113,6 +113,31 @@ def test_extract_dataset_then_resume_skips_everything(head: dict, tmp_path: Path
 
 
 @pytest.mark.slow
+def test_profile_replicas_give_a_slow_expert_more_actors(head: dict, tmp_path: Path) -> None:
+    """``replicas: 2`` on one expert: its pool has two actors, the other pools one; all videos done once."""
+    import yaml
+
+    from extractors.registry import load_profile
+
+    profile = load_profile("demo")
+    profile["experts"] = {"audio": {**profile["experts"]["audio"], "replicas": 2},
+                          "scene": profile["experts"]["scene"]}
+    path = tmp_path / "two_audio.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in profile.items() if k != "source"}))
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(N_CLIPS):
+        make_clip(clips / f"c{i}.mp4", seconds=1.5)
+    store = tmp_path / "store.zarr"
+    s = run_extract_cli(extract_cmd(clips, store, head["gcs_address"], "--experts", CHEAP_EXPERTS, "--profile",
+                                    str(path), "--no-tracking"), head)
+    assert s["actors"]["audio"] == 2 and s["actors"]["scene"] == s["actors"]["decode"] == 1
+    assert (s["done"], s["stages"]["audio"]["items"]) == (N_CLIPS, N_CLIPS)
+    assert 1 <= s["stages"]["audio"]["worker_processes"] <= 2
+    assert max(done_records(store).values()) == 1
+
+
+@pytest.mark.slow
 def test_hostile_folder_every_input_accounted_for(head: dict, tmp_path: Path) -> None:
     from storage.store import FeatureStore
 
