@@ -120,6 +120,12 @@ def _fit_result(res: Any) -> Any:
     return res.checkpoint
 
 
+def _outcome(run_id: str, result: dict) -> dict:
+    """One seed's entry in the summary, from its result.json (fresh or read back on resume)."""
+    return {"run_id": run_id, "test": result.get("test", {}), "best_epoch": result["best_epoch"],
+            "resumed_at": result.get("resumed_at", []), "history": result.get("history", [])}
+
+
 def _train_seed(req: TrainRequest, cfg: Any, source: dict, uri: str, child: str, work: Path,
                 teacher_paths: list) -> dict:
     """One seed's Ray Train job (restored from its last checkpoint when the run is being resumed)."""
@@ -138,9 +144,7 @@ def _train_seed(req: TrainRequest, cfg: Any, source: dict, uri: str, child: str,
     ckpt = _fit_result(res)
     with tempfile.TemporaryDirectory(prefix="vx-res-") as tmp:
         result, state, ranks = read_result(ckpt.to_directory(tmp))
-    return {"run_id": child, "test": result.get("test", {}), "best_epoch": result["best_epoch"],
-            "resumed_at": result.get("resumed_at", []), "history": result.get("history", []),
-            "_state": state, "_ranks": ranks}
+    return {**_outcome(child, result), "_state": state, "_ranks": ranks}
 
 
 def _log_seed(client: Any, child: str, cfg: Any, outcome: dict) -> None:
@@ -162,8 +166,7 @@ def _finished_seed(run: Any, uri: str) -> dict:
         path = download_artifacts(run_id=run.info.run_id, artifact_path=RESULT_ARTIFACT, dst_path=tmp,
                                   tracking_uri=uri)
         result = json.loads(Path(path).read_text())
-    return {"run_id": run.info.run_id, "test": result.get("test", {}), "best_epoch": result["best_epoch"],
-            "resumed_at": result.get("resumed_at", []), "history": result.get("history", [])}
+    return _outcome(run.info.run_id, result)
 
 
 def run_train(req: TrainRequest) -> dict:
