@@ -15,3 +15,10 @@ def yaml_problem(exc: Exception) -> str:
     problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     return f"{where}{problem}"
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's first message line (its class name if it has no message), for one-line reports."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text[:limit] if limit else text

@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.errors import UserError
+from pipelines.errors import UserError, first_line
 from pipelines.extract_accounting import (
     BYSTANDER,
     CRASH,
@@ -261,7 +261,7 @@ class Pipeline:
                 try:
                     ray.get(s.handle.ping.remote())
                 except ray.exceptions.RayActorError as exc:
-                    raise UserError(f"the {stage} workers could not start: {_root_cause(exc)}") from exc
+                    raise UserError(f"the {stage} workers could not start: {first_line(exc, 300)}") from exc
 
     # ---------------------------------------------------------------- dispatch
     def _free_slot(self, stage: str) -> Slot | None:
@@ -342,7 +342,7 @@ class Pipeline:
                 job = self.jobs.get(call.video_id)
                 if job is not None and self.current_token.get((call.video_id, "")) == call.token:
                     job.decode.attempts += 1
-            self._retry_after(call, ERROR, _root_cause(exc))
+            self._retry_after(call, ERROR, first_line(exc, 300))
             return
         call = self._untrack(ref)
         getattr(self, f"_on_{call.kind}")(call, value)
@@ -535,7 +535,7 @@ class Pipeline:
             self._untrack(ref)
             kind = BYSTANDER if blamed else CRASH
             blamed = True
-            self._retry_after(call, kind, f"worker died: {_root_cause(exc)}")
+            self._retry_after(call, kind, f"worker died: {first_line(exc, 300)}")
         slot.inflight.clear()
         if slot.stage == "writer":
             self.writer_dead.add(slot.key)
@@ -638,7 +638,7 @@ class Pipeline:
                 try:
                     self._committed(slot, ray.get(ref, timeout=timeout_s).get("committed", []))
                 except (ray.exceptions.RayError, TimeoutError) as exc:
-                    self.plan.notes.append(f"writer {slot.key} did not close cleanly: {_root_cause(exc)}")
+                    self.plan.notes.append(f"writer {slot.key} did not close cleanly: {first_line(exc, 300)}")
             else:
                 self._track(Call("flush", slot, token=next(self.tokens)), ref)
 
@@ -780,11 +780,6 @@ def _check_unique(spec: str, videos: list[Any]) -> None:
         if v.video_id in first:
             raise UserError(f"{spec}: duplicate video id {v.video_id!r} for {first[v.video_id]} and {v.path}")
         first[v.video_id] = v.path
-
-
-def _root_cause(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def run_extract(cfg: ExtractConfig) -> dict[str, Any]:

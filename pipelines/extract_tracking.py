@@ -22,7 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.tracking import check_tracking, is_local_uri
+from training.tracking import (
+    base_tags,
+    check_tracking,
+    ensure_experiment,
+    is_local_uri,
+    log_metrics,
+    log_params,
+)
 
 UNSENT_DIR = "mlflow-unsent"
 
@@ -70,8 +77,6 @@ class ExtractionRun:
     def __init__(self, tracking_uri: str | None, experiment: str, store_url: str, run_name: str | None = None) -> None:
         from mlflow.tracking import MlflowClient
 
-        from training.tracking import base_tags, ensure_experiment
-
         uri, root = job_tracking(tracking_uri, store_url)
         self.tracking_uri = uri
         self.experiment = experiment
@@ -84,8 +89,6 @@ class ExtractionRun:
         self.run_id = self.client.create_run(exp_id, tags=tags, run_name=run_name).info.run_id
 
     def log_params(self, params: dict[str, Any]) -> None:
-        from training.tracking import log_params
-
         self.params = {k: (",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))[:6000]
                        for k, v in params.items()}
         try:
@@ -94,8 +97,6 @@ class ExtractionRun:
             self.error = _first_line(exc)
 
     def log_summary(self, summary: dict[str, Any]) -> None:
-        from training.tracking import log_metrics
-
         metrics = {k: float(summary[k]) for k in ("inputs", "done", "failed", "quarantined", "skipped",
                                                   "pending", "retries", "actor_crashes", "wall_s")
                    if isinstance(summary.get(k), (int, float))}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import UserError
+from pipelines.errors import UserError, first_line
 
 
 def open_store(url: str) -> Any:
@@ -25,8 +25,7 @@ def open_store(url: str) -> Any:
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - any opening problem is one line naming the store
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"cannot open feature store {url}: {first}") from None
+        raise UserError(f"cannot open feature store {url}: {first_line(exc)}") from None
 
 
 def check_config_matches_store(cfg: Any, store: Any, source: str, url: str) -> None:
