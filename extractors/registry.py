@@ -140,37 +140,48 @@ def _check_decoder(source: str, dec: Any) -> None:
 
 
 def _check_settings(source: str, prefix: str, name: str, cfg: dict[str, Any]) -> None:
-    """Expert settings: every key is a constructor argument, every value has the annotated type."""
-    allowed = _accepted_keys(name)
+    """Expert settings: every key is a constructor argument (or a pool key), every value has its type."""
+    allowed, hints = _constructor_arguments(name)
     if allowed is not None:
-        _unknown(source, prefix, cfg, allowed)
-    hints = _argument_types(name)
+        _unknown(source, prefix, cfg, allowed | POOL_KEYS)
+    replicas = cfg.get("replicas")
+    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
+        raise ProfileError(f"{source}: '{prefix}replicas' must be an integer >= 1, got {replicas!r}")
     for key, value in cfg.items():
         hint = hints.get(key)
         if hint is not None and _matches(value, hint) is False:
             raise ProfileError(f"{source}: '{prefix}{key}' must be {_type_name(hint)}, got {value!r}")
 
 
-def _argument_types(name: str) -> dict[str, Any]:
-    """Constructor argument -> annotated type, over the class hierarchy (most derived wins)."""
+def _constructor_arguments(name: str) -> tuple[set[str] | None, dict[str, Any]]:
+    """(keyword arguments the expert's constructor accepts, their annotated types).
+
+    Walks the class hierarchy so that ``**kw`` forwarded to a base constructor still counts
+    (the most derived annotation wins). Accepted keys are None when anything goes (``**kw``
+    all the way up) or the class cannot be imported yet (it is validated when built).
+    """
     try:
         cls = expert_class(name)
     except UserError:
-        return {}
-    out: dict[str, Any] = {}
+        return None, {}
+    keys: set[str] = set()
+    hints: dict[str, Any] = {}
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
+        if init is None:
             continue
-        try:
-            hints = typing.get_type_hints(init)
-        except Exception:  # noqa: BLE001 - an annotation we cannot evaluate: no type check for it
-            hints = {}
-        for k, v in hints.items():
-            out.setdefault(k, v)
-        if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(init).parameters.values()):
-            break  # no **kw: the base classes' arguments are not reachable from the profile
-    return out
+        params = inspect.signature(init).parameters.values()
+        keys |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
+        if klass is not object:
+            try:
+                found = typing.get_type_hints(init)
+            except Exception:  # noqa: BLE001 - an annotation we cannot evaluate: no type check for it
+                found = {}
+            for k, v in found.items():
+                hints.setdefault(k, v)
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return keys, hints  # no **kw: the base classes' arguments are not reachable from the profile
+    return None, hints
 
 
 def _matches(value: Any, hint: Any) -> bool | None:
@@ -197,27 +208,6 @@ def _type_name(hint: Any) -> str:
     return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
-def _accepted_keys(name: str) -> set[str] | None:
-    """Keyword arguments the expert's constructor accepts (None: anything, or not importable yet).
-
-    Walks the class hierarchy so that ``**kw`` forwarded to a base constructor still counts.
-    """
-    try:
-        cls = expert_class(name)
-    except UserError:
-        return None  # validated when the expert is built
-    keys: set[str] = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
-        keys |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            return keys | POOL_KEYS
-    return None
-
-
 def build_expert(name: str, profile_cfg: dict[str, Any] | None = None, weights: str | None = None) -> Expert:
     """Construct expert ``name`` from its profile entry (or from a whole profile's ``experts``).
 
@@ -232,10 +222,8 @@ def build_expert(name: str, profile_cfg: dict[str, Any] | None = None, weights: 
     if weights is not None:
         cfg["weights"] = weights
     cls = expert_class(name)
-    replicas = cfg.pop("replicas", None)  # a pool setting for every expert, not a constructor argument
-    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
-        raise ProfileError(f"{source}: '{prefix}replicas' must be an integer >= 1, got {replicas!r}")
     _check_settings(source, prefix, name, cfg)
+    replicas = cfg.pop("replicas", None)  # a pool setting for every expert, not a constructor argument
     where = f"{source}: '{prefix.rstrip('.')}'" if prefix else source
     try:
         expert = cls(**cfg)

@@ -135,7 +135,7 @@ def test_demo_experts_on_a_real_decode_windows_concatenate(tmp_path):
 
 
 def test_replicas_is_a_pool_setting_of_any_expert():
-    from extractors.registry import ProfileError, build_expert, load_profile
+    from extractors.registry import ProfileError, build_expert, load_profile, validate_profile
     from pipelines.extract_plan import plan_experts
 
     profile = load_profile("demo")
@@ -147,3 +147,5 @@ def test_replicas_is_a_pool_setting_of_any_expert():
         profile["experts"]["audio"]["replicas"] = bad
         with pytest.raises(ProfileError, match="experts.audio.replicas' must be an integer >= 1"):
             build_expert("audio", profile)
+        with pytest.raises(ProfileError, match="experts.audio.replicas' must be an integer >= 1"):
+            validate_profile(profile)  # a profile file is rejected when it is loaded, before any job
