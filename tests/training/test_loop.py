@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.training.golden import check_golden, golden_view
 from training.config import load_config
 from training.data import synthetic_splits
-from training.loop import LoopOptions, Reporter, fit, read_result, run_ray_training
+from training.describe import count_parameters
+from training.loop import LoopOptions, Reporter, build_model, fit, read_result, run_ray_training
 
 CFG = {
     "name": "tiny-ce",
@@ -97,12 +99,14 @@ def test_in_process_matches_ray_one_worker(cfg, splits, one_worker):
     result, state, _ = one_worker
     assert state["epoch"] == 4 and set(state) >= {"model", "optimizer", "scheduler", "best_model", "best_metric"}
     _close(result, fit(cfg, splits, LoopOptions(), Reporter()))
+    check_golden("ce_1worker", golden_view(result, count_parameters(build_model(cfg))))
 
 
 def test_two_workers_agree_with_one(cfg, splits, one_worker, tmp_path_factory):
     """Same global batches; gathered loss and gathered BatchNorm: DDP follows the 1-worker trajectory."""
     two, _, _ = _ray_run(cfg, splits, tmp_path_factory.mktemp("ray2"), "two", num_workers=2)
     _close(one_worker[0], two)
+    check_golden("ce_2workers", golden_view(two, count_parameters(build_model(cfg))))
 
 
 def test_killed_worker_resumes_to_the_same_result(cfg, splits, one_worker, tmp_path_factory):

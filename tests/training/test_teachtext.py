@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from tests.training.golden import check_golden, golden_view
 from tests.training.synth_store import tiny_cfg
 from training.config import load_config
 from training.data import synthetic_splits
-from training.loop import LoopOptions, Reporter, build_model, fit, t2v_ranks
+from training.describe import count_parameters
+from training.loop import LoopOptions, Reporter, build_model, fit, read_result, run_ray_training, t2v_ranks
 from training.teachtext import (
     Teacher,
     denoise_mask,
@@ -92,7 +94,7 @@ def test_denoise_mask_keeps_captions_the_teachers_rank_well(splits):
     assert dropped.any() and (ranks[dropped] >= 3).all()
 
 
-def test_student_trains_with_two_teachers(splits, tmp_path):
+def test_student_trains_with_two_teachers(splits, tmp_path, tmp_path_factory):
     paths = []
     for enc in ("t1", "t2"):
         cfg = _cfg(enc, name=f"teacher-{enc}")
@@ -109,3 +111,19 @@ def test_student_trains_with_two_teachers(splits, tmp_path):
     assert all(h["train/distill"] > 0 for h in hist)
     assert hist[-1]["train/loss"] < hist[0]["train/loss"]
     assert max(h["val/t2v/R1"] for h in hist) > 2 * 100 / 12
+    n_params = count_parameters(build_model(student_cfg))
+    check_golden("teachtext_1worker", golden_view(student, n_params))
+    # the same student under Ray Train with 2 workers (teachers loaded inside each worker)
+    import tempfile
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False)
+    res = run_ray_training(student_cfg, {"kind": "arrays", "splits": splits}, LoopOptions(), num_workers=2,
+                           storage_path=str(tmp_path_factory.mktemp("tt-ray")), name="tt2", max_failures=0,
+                           teachers=paths)
+    assert res.error is None
+    with tempfile.TemporaryDirectory() as d:
+        two, _, _ = read_result(res.checkpoint.to_directory(d))
+    check_golden("teachtext_2workers", golden_view(two, n_params))
