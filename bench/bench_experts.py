@@ -1,7 +1,7 @@
 """Per-expert CPU cost of an extraction profile, in milliseconds of compute per second of video.
 
 Generates a 4 s 320x240 test clip with sound (PyAV), decodes it once for every expert of the
-profile (``extractors.decode.decode_video`` when it exists, else PyAV directly), then times
+profile (``videxperts.extractors.decode.decode_video`` when it exists, else PyAV directly), then times
 ``extract`` (after a warm-up call) for each expert. Model loading is timed separately.
 
     .venv/bin/python bench/bench_experts.py --profile demo --experts scene,inst,i3d,r2p1d,audio --json
@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from extractors.base import MediaView  # noqa: E402
-from extractors.registry import build_expert, load_profile  # noqa: E402
+from videxperts.extractors.base import MediaView  # noqa: E402
+from videxperts.extractors.registry import build_expert, load_profile  # noqa: E402
 
 
 def make_clip(path: Path, seconds: float = 4.0, fps: int = 25, w: int = 320, h: int = 240) -> None:
@@ -61,7 +61,7 @@ def pyav_view(path: Path, expert, seconds: float) -> MediaView:
     import av
     import torch
 
-    from extractors.experts._frames import resize_short_side
+    from videxperts.extractors.experts._frames import resize_short_side
 
     needs = expert.needs
     view = MediaView(video_id="bench", duration=seconds)
@@ -86,7 +86,7 @@ def pyav_view(path: Path, expert, seconds: float) -> MediaView:
 
 def decode_for(path: Path, expert, seconds: float) -> MediaView:
     try:
-        from extractors.decode import decode_video
+        from videxperts.extractors.decode import decode_video
     except ImportError:
         return pyav_view(path, expert, seconds)
     return decode_video(str(path), {expert.name: expert.needs}, video_id="bench")[expert.name]

@@ -106,7 +106,7 @@ class GpuUtilisation:
 
 def pipeline(videos: Path, store: Path, experts: list[str], workers: int, profile: str = "demo") -> dict[str, Any]:
     """One extraction job into a fresh store (removed afterwards); adds the driver's CPU time."""
-    from pipelines.extract import ExtractConfig, run_extract
+    from videxperts.pipelines.extract import ExtractConfig, run_extract
 
     cfg = ExtractConfig(input=str(videos), out=str(store), experts=experts, workers=workers, profile=profile,
                         tracking=False, progress=False, captions=False)
@@ -131,7 +131,7 @@ def children_cpu_s() -> float:
 
 def probe_cpu_s(videos: Path) -> float:
     """CPU seconds of one probe (a child process) for every clip, summed."""
-    from extractors.decode import probe
+    from videxperts.extractors.decode import probe
 
     c0 = children_cpu_s()
     for p in sorted(videos.glob("*.mp4")):
@@ -143,8 +143,8 @@ def bare(videos: Path, experts: list[str], profile_name: str = "demo", device: s
     """Decode each clip once and run every expert on the decoded views, in this one process."""
     import torch
 
-    from extractors.decode import decode_windows
-    from extractors.registry import build_expert, load_profile
+    from videxperts.extractors.decode import decode_windows
+    from videxperts.extractors.registry import build_expert, load_profile
 
     torch.set_num_threads(1)
     profile = load_profile(profile_name)

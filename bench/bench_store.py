@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import Panel, add_plots_arg, bar_chart, fmt, ratio, summarize  # noqa: E402
-from storage.reader import StoreReader  # noqa: E402
-from storage.store import FeatureStore  # noqa: E402
+from videxperts.storage.reader import StoreReader  # noqa: E402
+from videxperts.storage.store import FeatureStore  # noqa: E402
 
 # name -> (dim, min rows, max rows): scene 1 fps over ~15 s clips, audio 0.96 s segments, i3d clips
 EXPERTS = {"scene": (2208, 5, 25), "audio": (128, 10, 30), "i3d": (1024, 3, 10)}

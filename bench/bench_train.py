@@ -1,11 +1,11 @@
 """Training throughput: the Ray Train/DDP loop against a plain single-process PyTorch loop.
 
 Model: the published MSR-VTT CE architecture (configs/train/msrvtt_ce.yaml, 183 M parameters)
-on random features of the published dimensions (training.data.synthetic_splits). Each mode runs
+on random features of the published dimensions (videxperts.training.retrieval.data.synthetic_splits). Each mode runs
 in its own subprocess so peak memory is that mode's own:
 
 * ``plain``: build_model + Ranger + ranking loss, a bare loop over batches (no Ray, no DDP);
-* ``fit``: this project's loop (training.loop.fit) in-process, 1 worker, no Ray;
+* ``fit``: this project's loop (videxperts.training.loop.fit) in-process, 1 worker, no Ray;
 * ``ray``: the same loop under Ray Train's TorchTrainer with N workers (DDP, gathered loss/BN).
 
 Reported per mode: epoch time of the last epoch (the first pays for warm-up), samples/s per
@@ -34,14 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import Panel, add_plots_arg, bar_chart, fmt, ratio, summarize  # noqa: E402
 
-LABELS = {"plain": "plain PyTorch loop", "fit": "training.loop.fit, no Ray", "ray": "Ray Train"}
+LABELS = {"plain": "plain PyTorch loop", "fit": "videxperts.training.loop.fit, no Ray", "ray": "Ray Train"}
 FIGURES = ("epoch_time_s", "samples_per_s_worker", "total_samples_per_s", "peak_rss_mb", "peak_gpu_mb")
 
 
 def _cfg(args: argparse.Namespace):
     import yaml
 
-    from training.config import load_config
+    from videxperts.training.retrieval.config import load_config
 
     d = yaml.safe_load((ROOT / args.config).read_text())
     d["data"]["text"]["max_captions"] = 2  # one caption is sampled per video per batch anyway
@@ -51,7 +51,7 @@ def _cfg(args: argparse.Namespace):
 
 
 def _splits(cfg, args):
-    from training.data import synthetic_splits
+    from videxperts.training.retrieval.data import synthetic_splits
 
     return synthetic_splits(cfg, {"train": args.videos}, captions=2, seed=0)
 
@@ -60,10 +60,10 @@ def run_plain(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from training.loop import peak_rss_mb
-    from training.losses import max_margin_ranking_loss
-    from training.models import build_model
-    from training.optim import build_optimizer
+    from videxperts.training.loop import peak_rss_mb
+    from videxperts.training.optim import build_optimizer
+    from videxperts.training.retrieval.losses import max_margin_ranking_loss
+    from videxperts.training.retrieval.models import build_model
 
     cfg = _cfg(args)
     train = _splits(cfg, args)["train"]
@@ -99,7 +99,7 @@ def run_plain(args: argparse.Namespace) -> dict:
 
 
 def run_fit(args: argparse.Namespace) -> dict:
-    from training.loop import LoopOptions, Reporter, fit
+    from videxperts.training.loop import LoopOptions, Reporter, fit
 
     cfg = _cfg(args)
     result = fit(cfg, _splits(cfg, args), LoopOptions(use_gpu=args.gpu), Reporter())
@@ -109,7 +109,7 @@ def run_fit(args: argparse.Namespace) -> dict:
 def run_ray(args: argparse.Namespace) -> dict:
     import ray
 
-    from training.loop import LoopOptions, read_result, run_ray_training
+    from videxperts.training.loop import LoopOptions, read_result, run_ray_training
 
     cfg = _cfg(args)
     ray.init(num_cpus=max(2, args.n), include_dashboard=False, log_to_driver=False)

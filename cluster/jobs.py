@@ -1,6 +1,6 @@
 """Ray Jobs API client behind ``videxperts submit``.
 
-A job is a shell entrypoint (``python -m pipelines.cli extract ...``) that the cluster's head
+A job is a shell entrypoint (``python -m videxperts.pipelines.cli extract ...``) that the cluster's head
 runs as a driver, inside a runtime environment: the local ``working_dir`` is zipped and
 uploaded (so the cluster runs *this* checkout), plus environment variables. The driver finds
 its cluster through ``RAY_ADDRESS``, which the Jobs API sets, so the submitted command needs no
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 # Never upload these with the working dir: environments, VCS data, local outputs.
 DEFAULT_EXCLUDES = [".git", ".venv", "venv", "work", "*.zarr", "mlruns", "mlartifacts",
                     "mlflow.db", "__pycache__", ".pytest_cache", ".ruff_cache", "bench/results"]
-ENTRYPOINT_PREFIX = "python -m pipelines.cli"
+ENTRYPOINT_PREFIX = "python -m videxperts.pipelines.cli"
 
 
 @dataclass
@@ -44,7 +44,7 @@ def client(address: str) -> Any:
     """A JobSubmissionClient for the dashboard at ``address`` (``http://HEAD:8265``)."""
     from ray.job_submission import JobSubmissionClient
 
-    from cluster.local import use_token_if_given
+    from videxperts.cluster.local import use_token_if_given
 
     use_token_if_given()
     if "://" not in address:

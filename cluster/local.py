@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 ENV_ADDRESS = "RAY_ADDRESS"
 AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")

@@ -14,23 +14,23 @@ import inspect
 import os
 import types
 import typing
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from extractors.base import Expert
-from pipelines.errors import UserError, yaml_problem
+from videxperts.errors import UserError, yaml_problem
+from videxperts.extractors.base import Expert
+from videxperts.resources import config_names, config_path
 
 EXPERT_CLASSES: dict[str, str] = {
-    "scene": "extractors.experts.scene:SceneExpert",
-    "inst": "extractors.experts.inst:InstExpert",
-    "i3d": "extractors.experts.i3d:I3DExpert",
-    "r2p1d": "extractors.experts.r2p1d:R2P1DExpert",
-    "audio": "extractors.experts.audio:VGGishExpert",
-    "ocr": "extractors.experts.ocr:OCRExpert",
-    "face": "extractors.experts.face:FaceExpert",
-    "speech": "extractors.experts.speech:SpeechExpert",
+    "scene": "videxperts.extractors.experts.scene:SceneExpert",
+    "inst": "videxperts.extractors.experts.inst:InstExpert",
+    "i3d": "videxperts.extractors.experts.i3d:I3DExpert",
+    "r2p1d": "videxperts.extractors.experts.r2p1d:R2P1DExpert",
+    "audio": "videxperts.extractors.experts.audio:VGGishExpert",
+    "ocr": "videxperts.extractors.experts.ocr:OCRExpert",
+    "face": "videxperts.extractors.experts.face:FaceExpert",
+    "speech": "videxperts.extractors.experts.speech:SpeechExpert",
 }
 TEXT_ENCODERS = ("minilm", "wordvec", "gpt2")
 PROFILE_KEYS = {"name", "description", "decoder", "experts", "text_encoders"}
@@ -43,20 +43,13 @@ class ProfileError(UserError):
     """A profile file that cannot be read or names unknown experts/keys."""
 
 
-def configs_dir() -> Path:
-    """``$VIDEXPERTS_CONFIGS`` or the repository's ``configs/`` (next to the packages)."""
-    env = os.environ.get("VIDEXPERTS_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
-
-
 def available_experts() -> list[str]:
     """Every registered expert name, sorted (the processing order)."""
     return sorted(EXPERT_CLASSES)
 
 
 def available_profiles() -> list[str]:
-    d = configs_dir() / "extract"
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+    return config_names("extract")
 
 
 def expert_class(name: str) -> type[Expert]:
@@ -70,16 +63,9 @@ def expert_class(name: str) -> type[Expert]:
         raise UserError(f"expert {name!r} is not available in this installation ({e})") from e
 
 
-def _profile_path(name_or_path: str | os.PathLike[str]) -> Path:
-    s = str(name_or_path)
-    if s.endswith((".yaml", ".yml")) or os.sep in s or "/" in s:
-        return Path(s)
-    return configs_dir() / "extract" / f"{s}.yaml"
-
-
 def load_profile(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate a profile; a bare name means ``configs/extract/<name>.yaml``."""
-    path = _profile_path(name_or_path)
+    path = config_path("extract", name_or_path)
     if not path.is_file():
         known = ", ".join(available_profiles()) or "none"
         raise ProfileError(f"{path}: extraction profile not found (known profiles: {known})")

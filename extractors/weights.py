@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 DEFAULT_CACHE = "~/.cache/videxperts/weights"
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")

@@ -12,18 +12,18 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 # name -> (module, attribute, one-line help shown in `videxperts --help`)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "data": ("pipelines.commands.data", "data", "Make or import a video-text dataset (manifest + captions)."),
-    "extract": ("pipelines.commands.extract", "extract", "Extract expert features into a Zarr store with Ray."),
-    "store": ("pipelines.commands.store", "store", "Inspect, verify and compact a feature store."),
-    "train": ("pipelines.commands.train", "train", "Train CE / ablations / TeachText with Ray Train, tracked in MLflow."),
-    "evaluate": ("pipelines.commands.evaluate", "evaluate", "Re-evaluate a trained run or checkpoint on a store."),
-    "report": ("pipelines.commands.report", "report", "Print the results table of an MLflow experiment."),
-    "submit": ("pipelines.commands.submit", "submit", "Submit a videxperts command to a Ray cluster (Jobs API)."),
-    "ui": ("pipelines.commands.ui", "ui", "Start the MLflow UI on 127.0.0.1 for the project's tracking store."),
+    "data": ("videxperts.pipelines.commands.data", "data", "Make or import a video-text dataset (manifest + captions)."),
+    "extract": ("videxperts.pipelines.commands.extract", "extract", "Extract expert features into a Zarr store with Ray."),
+    "store": ("videxperts.pipelines.commands.store", "store", "Inspect, verify and compact a feature store."),
+    "train": ("videxperts.pipelines.commands.train", "train", "Train CE / ablations / TeachText with Ray Train, tracked in MLflow."),
+    "evaluate": ("videxperts.pipelines.commands.evaluate", "evaluate", "Re-evaluate a trained run or checkpoint on a store."),
+    "report": ("videxperts.pipelines.commands.report", "report", "Print the results table of an MLflow experiment."),
+    "submit": ("videxperts.pipelines.commands.submit", "submit", "Submit a videxperts command to a Ray cluster (Jobs API)."),
+    "ui": ("videxperts.pipelines.commands.ui", "ui", "Start the MLflow UI on 127.0.0.1 for the project's tracking store."),
 }
 
 

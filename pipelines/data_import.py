@@ -6,7 +6,7 @@ is probed in a child process with a time limit, so garbage (empty, random bytes,
 hostile files that hang a demuxer) is reported in ``DIR/import_report.parquet`` instead of
 stopping the import or reaching extraction.
 
-Where the videos live: manifest paths are relative to ``DIR`` (see storage.manifest). Videos
+Where the videos live: manifest paths are relative to ``DIR`` (see videxperts.storage.manifest). Videos
 already inside ``DIR`` are referenced directly; otherwise ``--link symlink`` (default) puts a
 symlink per video under ``DIR/videos/``, ``--link copy`` copies them, and ``--link relative``
 stores ``../`` paths that readers accept only with ``VIDEXPERTS_ALLOW_OUTSIDE_PATHS=1``.
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".ogv"}
@@ -231,7 +231,7 @@ def _preload(ctx: Any) -> None:
     """Have the fork server import PyAV once, so each probe child starts with it loaded."""
     global _PRELOADED
     if not _PRELOADED:
-        ctx.set_forkserver_preload(["av", "pipelines.data_import"])
+        ctx.set_forkserver_preload(["av", "videxperts.pipelines.data_import"])
         _PRELOADED = True
 
 
@@ -329,7 +329,7 @@ def import_dataset(
     import pyarrow as pa
     from tqdm import tqdm
 
-    from storage.manifest import check_video_id, write_captions, write_manifest
+    from videxperts.storage.manifest import check_video_id, write_captions, write_manifest
 
     t0 = time.perf_counter()
     folder_p, out_p = Path(folder), Path(out)

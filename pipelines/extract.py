@@ -31,8 +31,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.errors import UserError, first_line
-from pipelines.extract_accounting import (
+from videxperts.errors import UserError, first_line
+from videxperts.pipelines.extract_accounting import (
     BYSTANDER,
     CRASH,
     ERROR,
@@ -129,11 +129,11 @@ class Pipeline:
 
     # ---------------------------------------------------------------- setup
     def _open(self) -> None:
-        from cluster.local import connect
-        from extractors.registry import load_profile
-        from pipelines.extract_inputs import list_inputs
-        from pipelines.extract_plan import JobPlan, plan_experts, plan_text, resolve_experts
-        from storage.store import FeatureStore
+        from videxperts.cluster.local import connect
+        from videxperts.extractors.registry import load_profile
+        from videxperts.pipelines.extract_inputs import list_inputs
+        from videxperts.pipelines.extract_plan import JobPlan, plan_experts, plan_text, resolve_experts
+        from videxperts.storage.store import FeatureStore
 
         cfg = self.cfg
         self.inputs = list_inputs(cfg.input, with_captions=cfg.captions)
@@ -145,7 +145,7 @@ class Pipeline:
         if self.inputs.captions:
             self.plan.text = plan_text(profile, cfg.text_encoders)
         if cfg.tracking:  # after the config checks, before the store, the pending list and Ray:
-            from pipelines.extract_tracking import check_job_tracking
+            from videxperts.pipelines.extract_tracking import check_job_tracking
 
             check_job_tracking(cfg.tracking_uri, cfg.out)  # unreachable: one line, not minutes of retries
         dec = profile.get("decoder") or {}
@@ -192,8 +192,8 @@ class Pipeline:
     def _start_pools(self) -> None:
         import ray
 
-        from pipelines.extract_actors import DecodeWorker, ExpertWorker, TextWorker, WriterWorker
-        from pipelines.extract_plan import StagePlan, fit_resources
+        from videxperts.pipelines.extract_actors import DecodeWorker, ExpertWorker, TextWorker, WriterWorker
+        from videxperts.pipelines.extract_plan import StagePlan, fit_resources
 
         cfg = self.cfg
         needed = sorted({e for ex in self.todo.values() for e in ex})
@@ -663,7 +663,7 @@ class Pipeline:
         previous = self._install_signals()
         try:
             if self.cfg.tracking:
-                from pipelines.extract_tracking import ExtractionRun
+                from videxperts.pipelines.extract_tracking import ExtractionRun
 
                 tracker = ExtractionRun(self.cfg.tracking_uri, self.cfg.experiment, self.cfg.out, self.cfg.run_name)
             t_start = time.monotonic()

@@ -2,7 +2,7 @@
 
 Pure Python (no Ray) so that the rules are unit-testable:
 
-* a typed :class:`~extractors.base.VideoInputError` fails at once (retrying a zero-byte file
+* a typed :class:`~videxperts.extractors.base.VideoInputError` fails at once (retrying a zero-byte file
   cannot help);
 * any other exception is retried until ``max_retries`` retries are spent, then recorded as
   failed with its attempts;

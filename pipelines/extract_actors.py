@@ -25,7 +25,7 @@ def _node_id() -> str:
 
 
 def _error_status(exc: BaseException, t0: float, node: str, **extra: Any) -> dict[str, Any]:
-    from extractors.base import VideoInputError
+    from videxperts.extractors.base import VideoInputError
 
     return {
         "ok": False,
@@ -57,7 +57,7 @@ class DecodeWorker:
         return self.node
 
     def decode(self, video_id: str, path: str, needs: dict[str, Any], experts: list[str]) -> tuple[Any, ...]:
-        from extractors.decode import decode_windows
+        from videxperts.extractors.decode import decode_windows
 
         t0, c0 = time.monotonic(), time.process_time()
         views: dict[str, list[Any]] = {e: [] for e in experts}
@@ -92,7 +92,7 @@ class ExpertWorker:
             torch.set_num_threads(max(1, threads))
         except ImportError:  # pragma: no cover - torch is a dependency
             pass
-        from extractors.registry import build_expert
+        from videxperts.extractors.registry import build_expert
 
         self.name = name
         self.expert = build_expert(name, profile)
@@ -111,7 +111,7 @@ class ExpertWorker:
                 "node_id": self.node, "pid": os.getpid()}
 
     def run(self, video_id: str, views: list[Any]) -> tuple[dict[str, Any], Any]:
-        from extractors.base import ExpertOutput
+        from videxperts.extractors.base import ExpertOutput
 
         t0, c0 = time.monotonic(), time.process_time()
         try:
@@ -142,7 +142,7 @@ class TextWorker:
             torch.set_num_threads(max(1, threads))
         except ImportError:  # pragma: no cover
             pass
-        from extractors.text import build_text_encoder
+        from videxperts.extractors.text import build_text_encoder
 
         self.name = name
         self.encoder = build_text_encoder(name, **cfg)
@@ -177,7 +177,7 @@ class WriterWorker:
     """
 
     def __init__(self, store_url: str, writer_id: str, commit_every: int, commit_seconds: float) -> None:
-        from storage.store import FeatureStore
+        from videxperts.storage.store import FeatureStore
 
         self.store = FeatureStore.open(store_url, mode="a")
         self.writer = self.store.writer(writer_id)

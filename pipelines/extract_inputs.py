@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 VIDEO_SUFFIXES = frozenset({
     ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".flv", ".wmv", ".ts",
@@ -71,7 +71,7 @@ def _unique_ids(paths: list[Path], root: Path | None) -> list[InputVideo]:
 
 
 def _from_manifest(target: Path, with_captions: bool) -> Inputs:
-    from storage.manifest import CAPTIONS_NAME, dataset_dir, read_captions, read_manifest
+    from videxperts.storage.manifest import CAPTIONS_NAME, dataset_dir, read_captions, read_manifest
 
     table = read_manifest(target)
     cols = table.to_pydict()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 
 @dataclass
@@ -31,7 +31,7 @@ class ExpertPlan:
     name: str
     dim: int
     version: str
-    needs: Any  # extractors.base.DecodeNeeds
+    needs: Any  # videxperts.extractors.base.DecodeNeeds
     provenance: dict[str, Any]
     num_cpus: float
     num_gpus: float
@@ -59,7 +59,7 @@ class JobPlan:
 
 def resolve_experts(profile: dict[str, Any], requested: list[str] | None) -> list[str]:
     """The experts to run, sorted by name (the processing order); unknown names are user errors."""
-    from extractors.registry import available_experts
+    from videxperts.extractors.registry import available_experts
 
     known = set(available_experts())
     in_profile = sorted((profile.get("experts") or {}).keys())
@@ -74,7 +74,7 @@ def resolve_experts(profile: dict[str, Any], requested: list[str] | None) -> lis
 
 def plan_experts(profile: dict[str, Any], names: list[str], batch_size: int | None) -> dict[str, ExpertPlan]:
     """Build each expert (no ``load``) to read its dim, needs, resources and provenance."""
-    from extractors.registry import build_expert
+    from videxperts.extractors.registry import build_expert
 
     plans = {}
     for name in names:
@@ -92,7 +92,7 @@ def plan_experts(profile: dict[str, Any], names: list[str], batch_size: int | No
 
 def plan_text(profile: dict[str, Any], requested: list[str] | None) -> dict[str, TextPlan]:
     """Text encoders for captions: ``--text-encoders`` or the profile's first (usually minilm)."""
-    from extractors.text import describe_text_encoder
+    from videxperts.extractors.text import describe_text_encoder
 
     available = profile.get("text_encoders") or {}
     names = requested if requested is not None else [n for n in ("minilm",) if n in available][:1]

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.tracking import (
+from videxperts.training.tracking import (
     base_tags,
     check_tracking,
     ensure_experiment,

@@ -1,9 +1,10 @@
 """The ``videxperts train`` job: config -> parent MLflow run -> one Ray Train job per seed.
 
-The driver never touches features: workers read them through the store reader. The driver
-resolves the config and the splits, checks the tracking store (fail before training), starts
-Ray, creates the runs, and logs what each seed's final checkpoint holds (test metrics of the
-best validation epoch, best weights, curves, rank plot).
+It only orchestrates, for every task alike: the config names its task; the driver resolves the
+config and the splits, lets the task check them against the store and the tracking store
+(fail before training), starts Ray, creates the runs, runs the harness's runner once per seed,
+and logs what each seed's final checkpoint holds (test metrics of the best validation epoch,
+best weights, curves, the task's plots). Models are built by their task, never here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 CRASH_ENV = "VIDEXPERTS_CRASH_AT_EPOCH"  # test hook: a worker hard-exits after this epoch's checkpoint
 CRASH_ONCE_ENV = "VIDEXPERTS_CRASH_ONCE"  # "1": crash only the first attempt (then resume)
@@ -48,8 +49,8 @@ class TrainRequest:
 
 
 def resolve_config(config: str | Path | dict, epochs: int | None = None, seed: int | None = None) -> Any:
-    """The TrainConfig with command-line overrides applied (epochs, seed)."""
-    from training.config import load_config
+    """The task's typed config with command-line overrides applied (epochs, seed)."""
+    from videxperts.training.config import load_config
 
     cfg = load_config(config)
     if epochs is None and seed is None:
@@ -77,9 +78,9 @@ def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None
 
 def _store_source(req: TrainRequest, cfg: Any) -> dict:
     """The workers' data source; the config is checked against the store first (one line, before MLflow or Ray)."""
-    from storage._fs import absolute_store_url
-    from training.data import read_splits
-    from training.preflight import check_config_matches_store, open_store
+    from videxperts.storage._fs import absolute_store_url
+    from videxperts.training.preflight import check_config_matches_store, open_store
+    from videxperts.training.splits import read_splits
 
     if not req.store:
         raise UserError("--store is required: the feature store to train on")
@@ -91,9 +92,10 @@ def _store_source(req: TrainRequest, cfg: Any) -> dict:
     return {"kind": "store", "url": absolute_store_url(req.store), "splits": splits}
 
 
-def _child_artifacts(client: Any, run_id: str, cfg: Any, state: dict, result: dict, ranks: Any) -> None:
-    from training.plots import rank_distribution, training_curve
-    from training.teachtext import MODEL_FILE, save_model_checkpoint
+def _child_artifacts(client: Any, run_id: str, cfg: Any, state: dict, result: dict, arrays: dict) -> None:
+    from videxperts.training.checkpoint import MODEL_FILE, save_model_checkpoint
+    from videxperts.training.plots import training_curve
+    from videxperts.training.task import task_of
 
     with tempfile.TemporaryDirectory(prefix="vx-art-") as tmp:
         t = Path(tmp)
@@ -106,8 +108,9 @@ def _child_artifacts(client: Any, run_id: str, cfg: Any, state: dict, result: di
         client.log_artifacts(run_id, str(ckdir), "checkpoint")
         plots = t / "plots"
         plots.mkdir()
-        training_curve(result.get("history", []), plots / "training_curve.png", f"{cfg.name} seed {cfg.train.seed}")
-        rank_distribution(ranks, plots / "rank_distribution.png", f"{cfg.name} seed {cfg.train.seed}: test t2v")
+        title = f"{cfg.name} seed {cfg.train.seed}"
+        training_curve(result.get("history", []), plots / "training_curve.png", title)
+        task_of(cfg).plots(result, arrays, plots, title)
         client.log_artifacts(run_id, str(plots), "plots")
 
 
@@ -123,13 +126,14 @@ def _fit_result(res: Any) -> Any:
 def _outcome(run_id: str, result: dict) -> dict:
     """One seed's entry in the summary, from its result.json (fresh or read back on resume)."""
     return {"run_id": run_id, "test": result.get("test", {}), "best_epoch": result["best_epoch"],
-            "resumed_at": result.get("resumed_at", []), "history": result.get("history", [])}
+            "counts": result.get("counts", {}), "resumed_at": result.get("resumed_at", []),
+            "history": result.get("history", [])}
 
 
 def _train_seed(req: TrainRequest, cfg: Any, source: dict, uri: str, child: str, work: Path,
-                teacher_paths: list) -> dict:
+                resources: dict) -> dict:
     """One seed's Ray Train job (restored from its last checkpoint when the run is being resumed)."""
-    from training.loop import LoopOptions, read_result, run_ray_training
+    from videxperts.training.runner import LoopOptions, read_result, run_ray_training
 
     crash_at = os.environ.get(CRASH_ENV)
     options = LoopOptions(
@@ -140,22 +144,22 @@ def _train_seed(req: TrainRequest, cfg: Any, source: dict, uri: str, child: str,
     # The Ray run name is a function of the child run id: re-running a killed command reopens the
     # same child run, so Ray Train finds the same run directory and resumes from its checkpoint.
     res = run_ray_training(cfg, source, options, num_workers=req.num_workers, storage_path=str(work / "ray"),
-                           name=f"{cfg.name}-{child}", max_failures=req.max_failures, teachers=teacher_paths)
+                           name=f"{cfg.name}-{child}", max_failures=req.max_failures, resources=resources)
     ckpt = _fit_result(res)
     with tempfile.TemporaryDirectory(prefix="vx-res-") as tmp:
-        result, state, ranks = read_result(ckpt.to_directory(tmp))
-    return {**_outcome(child, result), "_state": state, "_ranks": ranks}
+        result, state, arrays = read_result(ckpt.to_directory(tmp))
+    return {**_outcome(child, result), "_state": state, "_arrays": arrays}
 
 
 def _log_seed(client: Any, child: str, cfg: Any, outcome: dict) -> None:
     """Final test metrics, result.json, best weights and plots of one seed; drops the in-memory parts."""
-    from training import tracking
-    from training.loop import flat_metrics
+    from videxperts.training import tracking
+    from videxperts.training.runner import prefixed
 
-    final = {**flat_metrics("test", outcome["test"]), "best_epoch": float(outcome["best_epoch"])}
+    final = {**prefixed("test", outcome["test"]), "best_epoch": float(outcome["best_epoch"])}
     tracking.log_metrics(client, child, final, step=int(cfg.train.epochs))
-    state, ranks = outcome.pop("_state"), outcome.pop("_ranks")
-    _child_artifacts(client, child, cfg, state, outcome, ranks)
+    state, arrays = outcome.pop("_state"), outcome.pop("_arrays")
+    _child_artifacts(client, child, cfg, state, outcome, arrays)
 
 
 def _finished_seed(run: Any, uri: str) -> dict:
@@ -173,10 +177,10 @@ def run_train(req: TrainRequest) -> dict:
     """Run the whole command; returns a summary (run ids, per-seed and mean/std test metrics)."""
     from mlflow.tracking import MlflowClient
 
-    from training import tracking
-    from training.describe import count_parameters
-    from training.loop import build_model, flat_metrics
-    from training.teachtext import resolve_teachers
+    from videxperts.training import tracking
+    from videxperts.training.describe import describe_model
+    from videxperts.training.runner import prefixed
+    from videxperts.training.task import task_of
 
     work = Path(req.work_dir).resolve()
     base_cfg = resolve_config(req.config, req.epochs)
@@ -188,20 +192,20 @@ def run_train(req: TrainRequest) -> dict:
     client = MlflowClient(uri)
     exp_id = tracking.ensure_experiment(client, req.experiment or tracking.DEFAULT_EXPERIMENT,
                                         tracking.artifact_root(work) if tracking.is_local_uri(uri) else None)
-    n_params = count_parameters(build_model(base_cfg))
-    tags = {**tracking.base_tags(), "model.name": base_cfg.name, "model.variant": base_cfg.model.variant,
-            "model.parameters": str(n_params), "text.encoder": base_cfg.data.text.encoder}
+    task = task_of(base_cfg)
+    n_params = describe_model(base_cfg)["parameters"]  # on the meta device: no memory for published sizes
+    tags = {**tracking.base_tags(), "model.name": base_cfg.name, tracking.TASK_TAG: task.name,
+            "model.parameters": str(n_params), **task.run_tags(base_cfg)}
     params = {k: v for k, v in base_cfg.flatten().items() if k != "train.seed"}
-    params.update({"store": req.store or "<arrays>", "data": req.data or "", "experts": ",".join(base_cfg.expert_names),
-                   "text_encoder": base_cfg.data.text.encoder, "num_workers": req.num_workers,
-                   "use_gpu": req.use_gpu, "seeds": ",".join(map(str, seeds)), **req.extra_params})
-    teacher_paths = resolve_teachers(list(base_cfg.teachtext.teachers), uri, work / "teachers") \
-        if base_cfg.teachtext is not None else []
+    params.update({"store": req.store or "<arrays>", "data": req.data or "", **task.run_params(base_cfg),
+                   "num_workers": req.num_workers, "use_gpu": req.use_gpu, "seeds": ",".join(map(str, seeds)),
+                   **req.extra_params})
+    resources = task.driver_resources(base_cfg, uri, work)
     key = tracking.resume_key({"experiment": exp_id, "params": params, "tracking": uri,
                                "source": source.get("url") or source.get("kind")})
     resumable = None if req.restart else tracking.find_unfinished_run(client, exp_id, key)
-    summary: dict[str, Any] = {"experiment_id": exp_id, "tracking_uri": uri, "seeds": {}, "parameters": n_params,
-                               "resumed": resumable is not None}
+    summary: dict[str, Any] = {"experiment_id": exp_id, "tracking_uri": uri, "task": task.name, "seeds": {},
+                               "parameters": n_params, "resumed": resumable is not None}
     with tracking.terminate_as_interrupt():
         if resumable is not None:
             parent = tracking.reopen_run(client, resumable.info.run_id)
@@ -236,9 +240,9 @@ def run_train(req: TrainRequest) -> dict:
                     with tracking.run_guard(client, child):
                         if previous is None:
                             tracking.log_params(client, child, {**params, "train.seed": seed})
-                        outcome = _train_seed(req, cfg, source, uri, child, work, teacher_paths)
+                        outcome = _train_seed(req, cfg, source, uri, child, work, resources)
                         _log_seed(client, child, cfg, outcome)
-                per_seed.append(flat_metrics("test", outcome["test"]))
+                per_seed.append(prefixed("test", outcome["test"]))
                 summary["seeds"][seed] = outcome
             agg = tracking.mean_std(per_seed)
             tracking.log_metrics(client, parent, agg)

@@ -16,7 +16,7 @@ import numcodecs.blosc
 import numpy as np
 import zarr
 
-from storage._fs import StoreRoot
+from videxperts.storage._fs import StoreRoot
 
 # Merge two chunk runs when the gap between them is at most this many chunks: reading a
 # few unneeded chunks is cheaper than another round trip.

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 # Fields whose change makes old features incomparable with new ones.
 IDENTITY_KEYS = ("backbone", "weights", "sampling", "extractor_version", "dtype")

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 MANIFEST_NAME = "manifest.parquet"
 CAPTIONS_NAME = "captions.parquet"

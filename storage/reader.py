@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
-from storage._gather import gather_rows, segment_rows
-from storage._registry import StoreError
-from storage.store import FeatureStore
+from videxperts.storage._gather import gather_rows, segment_rows
+from videxperts.storage._registry import StoreError
+from videxperts.storage.store import FeatureStore
 
 __all__ = ["StoreReader"]
 

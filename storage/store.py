@@ -35,10 +35,10 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.errors import ArrayNotFoundError
 
-from storage import _records as rec
-from storage._fs import StoreRoot
-from storage._gather import ChunkSource, gather_rows, segment_rows
-from storage._registry import (
+from videxperts.storage import _records as rec
+from videxperts.storage._fs import StoreRoot
+from videxperts.storage._gather import ChunkSource, gather_rows, segment_rows
+from videxperts.storage._registry import (
     KIND_DIR,
     ProvenanceMismatchError,
     StoreError,
@@ -49,7 +49,7 @@ from storage._registry import (
 )
 
 if TYPE_CHECKING:
-    from storage.writer import StoreWriter
+    from videxperts.storage.writer import StoreWriter
 
 __all__ = ["FeatureStore", "StoreError", "ProvenanceMismatchError"]
 
@@ -252,7 +252,7 @@ class FeatureStore:
         """A writer with its own shard; one per worker process (ids need not be unique)."""
         self._require_writable()
         check_name(writer_id, "writer")
-        from storage.writer import StoreWriter
+        from videxperts.storage.writer import StoreWriter
 
         return StoreWriter(self, writer_id)
 

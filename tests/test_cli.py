@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pipelines.cli import SUBCOMMANDS, cli
+from videxperts.pipelines.cli import SUBCOMMANDS, cli
 
 EXE = str(Path(sys.executable).with_name("videxperts"))
 

@@ -28,10 +28,10 @@ EXE = str(Path(sys.executable).with_name("videxperts"))
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A real clip, a small real store (experts a: 12, s: 6; text t1: 8), its splits, a matching config."""
-    from training.config import load_config
-    from training.data import synthetic_splits
-    from training.loop import build_model
-    from training.teachtext import save_model_checkpoint
+    from videxperts.training.checkpoint import save_model_checkpoint
+    from videxperts.training.retrieval.config import load_config
+    from videxperts.training.retrieval.data import synthetic_splits
+    from videxperts.training.retrieval.models import build_model
 
     root = tmp_path_factory.mktemp("badcfg")
     cfg = tiny_cfg("tiny-bad", epochs=1)

@@ -1,4 +1,4 @@
-"""`describe_model(cfg)`: what `videxperts train --config CFG --describe` prints.
+"""`describe_model(cfg)`: what `videxperts train --config CFG --describe` prints, for every task.
 
 Builds the model on the meta device (shapes, no storage) and counts parameters per component, so a
 user can check a config against the published architecture before spending a GPU on it.
@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.config import TrainConfig, load_config
-from training.models import build_model
+from videxperts.training.config import load_config
+from videxperts.training.task import task_of
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def component_counts(model: nn.Module) -> dict[str, int]:
@@ -39,18 +39,18 @@ def component_counts(model: nn.Module) -> dict[str, int]:
     return out
 
 
-def describe_model(cfg: TrainConfig | str | Path | dict[str, Any]) -> dict[str, Any]:
-    """JSON-ready description: name, variant, total parameters, per-component counts, structure."""
-    if not isinstance(cfg, TrainConfig):
-        cfg = load_config(cfg)
+def describe_model(cfg: Any | str | Path | dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready description: task, name, total and trainable parameters, per-component counts, structure."""
+    cfg = load_config(cfg)
+    task = task_of(cfg)
     with torch.device("meta"):  # shapes only: no memory, instant even for 400M parameters
-        model = build_model(cfg)
+        model = task.build_model(cfg)
     return {
+        "task": task.name,
         "name": cfg.name,
-        "variant": cfg.model.variant,
-        "experts": {n: cfg.data.experts[n].temporal for n in cfg.expert_names},
-        "shared_dim": cfg.model.shared_dim,
+        **task.describe(cfg, model),
         "parameters": count_parameters(model),
+        "trainable": count_parameters(model, trainable_only=True),
         "components": component_counts(model),
         "structure": str(model),
     }
@@ -58,7 +58,11 @@ def describe_model(cfg: TrainConfig | str | Path | dict[str, Any]) -> dict[str, 
 
 def format_description(desc: dict[str, Any], structure: bool = False) -> str:
     """Human-readable table of `describe_model` output (the non-`--json` view)."""
-    lines = [f"{desc['name']}  variant={desc['variant']}  parameters={desc['parameters']:,}"]
+    extra = "  ".join(f"{k}={v}" for k, v in desc.items()
+                      if k not in ("task", "name", "parameters", "trainable", "components", "structure")
+                      and not isinstance(v, dict))
+    lines = [f"{desc['name']}  task={desc['task']}  {extra}  parameters={desc['parameters']:,}  "
+             f"trainable={desc['trainable']:,}".replace("  " * 2, "  ")]
     width = max(len(k) for k in desc["components"]) if desc["components"] else 0
     for key, n in desc["components"].items():
         lines.append(f"  {key:<{width}}  {n:>14,}")

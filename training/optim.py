@@ -9,8 +9,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import StepLR
 
-from pipelines.errors import UserError
-from training.config import OptimConfig
+from videxperts.errors import UserError
 
 
 class Lookahead(Optimizer):
@@ -75,7 +74,7 @@ class Lookahead(Optimizer):
             self.slow = [s.to(device=p.device, dtype=p.dtype).clone() for p, s in zip(params, la["slow"], strict=True)]
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict], optim_cfg: OptimConfig) -> Optimizer:
+def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict], optim_cfg: Any) -> Optimizer:
     """`ranger` = RAdam with decoupled weight decay (as the Ranger code applies it) + Lookahead
     (α=0.5, k=6); `radam` and `adam` use plain L2 weight decay."""
     name, lr, wd = optim_cfg.name, optim_cfg.lr, optim_cfg.weight_decay
@@ -89,6 +88,6 @@ def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict], optim
     raise UserError(f"optim.name: unknown optimiser {name!r} (choose from ranger, radam, adam)")
 
 
-def build_scheduler(optimizer: Optimizer, optim_cfg: OptimConfig) -> StepLR:
+def build_scheduler(optimizer: Optimizer, optim_cfg: Any) -> StepLR:
     """StepLR(step_size=1, gamma=step_gamma): call `.step()` once per epoch."""
     return StepLR(optimizer, step_size=1, gamma=optim_cfg.step_gamma)

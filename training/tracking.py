@@ -28,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 DEFAULT_EXPERIMENT = "videxperts"
 KIND_TAG = "videxperts.kind"  # "train" (parent) | "seed" (child)
 PARENT_TAG = "mlflow.parentRunId"
 RESUME_TAG = "videxperts.resume_key"
 SEED_TAG = "seed"
+TASK_TAG = "videxperts.task"  # the task of a training run (retrieval, captioning, matching, plug-ins)
 
 
 class TrackingUnavailable(UserError):

@@ -6,16 +6,21 @@ time-limited first look at a file. Backends: decord (default), torchcodec, PyAV.
 docs/DECODE.md for the sampling rules and measurements.
 """
 
-from extractors.decode.backends import BACKENDS, AudioReader, FrameBackend
-from extractors.decode.plan import UnionPlan, build_plan, nearest_frames, sample_times, split_clips
-from extractors.decode.probe import (
+from videxperts.extractors.decode.backends import BACKENDS, AudioReader, FrameBackend
+from videxperts.extractors.decode.plan import UnionPlan, build_plan, nearest_frames, sample_times, split_clips
+from videxperts.extractors.decode.probe import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_TIMEOUT_S,
     MissingVideoError,
     VideoInfo,
     probe,
 )
-from extractors.decode.reader import DEFAULT_WINDOW_SECONDS, decode_video, decode_windows, resized_shape
+from videxperts.extractors.decode.reader import (
+    DEFAULT_WINDOW_SECONDS,
+    decode_video,
+    decode_windows,
+    resized_shape,
+)
 
 __all__ = [
     "BACKENDS",

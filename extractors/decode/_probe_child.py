@@ -1,4 +1,4 @@
-"""Run in a child process by :mod:`extractors.decode.probe`: open one file with PyAV, print JSON.
+"""Run in a child process by :mod:`videxperts.extractors.decode.probe`: open one file with PyAV, print JSON.
 
 Kept free of project imports so a hung or crashing demuxer only takes this process down.
 Prints ``{"ok": true, ...}`` or ``{"ok": false, "kind": ..., "reason": ...}`` on stdout.

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from extractors.base import CorruptVideoError, DecodeTimeoutError
-from extractors.decode.plan import nearest_frames
-from extractors.decode.probe import VideoInfo
+from videxperts.extractors.base import CorruptVideoError, DecodeTimeoutError
+from videxperts.extractors.decode.plan import nearest_frames
+from videxperts.extractors.decode.probe import VideoInfo
 
 
 class FrameBackend:

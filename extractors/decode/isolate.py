@@ -14,14 +14,14 @@ import multiprocessing as mp
 import os
 from collections.abc import Iterator
 
-from extractors import base
-from extractors.base import CorruptVideoError, DecodeTimeoutError, MediaView, VideoInputError
+from videxperts.extractors import base
+from videxperts.extractors.base import CorruptVideoError, DecodeTimeoutError, MediaView, VideoInputError
 
 _CTX = mp.get_context("spawn")  # no fork: the parent may hold threads and decoder state
 
 
 def _child(conn, path: str, kwargs: dict) -> None:
-    from extractors.decode.reader import decode_windows
+    from videxperts.extractors.decode.reader import decode_windows
 
     try:
         for views in decode_windows(path, **kwargs):
@@ -38,7 +38,7 @@ def _child(conn, path: str, kwargs: dict) -> None:
 def _error(name: str, path: str, reason: str) -> VideoInputError:
     cls = getattr(base, name, None)
     if cls is None:
-        from extractors.decode import probe as probe_mod
+        from videxperts.extractors.decode import probe as probe_mod
 
         cls = getattr(probe_mod, name, CorruptVideoError)
     return cls(path, reason)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds
+from videxperts.extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds
 
 _EPS = 1e-9
 

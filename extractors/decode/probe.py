@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extractors.base import (
+from videxperts.extractors.base import (
     CorruptVideoError,
     DecodeTimeoutError,
     EmptyFileError,

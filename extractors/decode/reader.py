@@ -17,10 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from extractors.base import DecodeNeeds, MediaView, NoVideoStreamError
-from extractors.decode.backends import BACKENDS, AudioReader, FrameBackend, PyAVBackend
-from extractors.decode.plan import UnionPlan, WindowPlan, build_plan
-from extractors.decode.probe import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, VideoInfo, probe
+from videxperts.extractors.base import DecodeNeeds, MediaView, NoVideoStreamError
+from videxperts.extractors.decode.backends import BACKENDS, AudioReader, FrameBackend, PyAVBackend
+from videxperts.extractors.decode.plan import UnionPlan, WindowPlan, build_plan
+from videxperts.extractors.decode.probe import DEFAULT_MAX_PIXELS, DEFAULT_TIMEOUT_S, VideoInfo, probe
 
 DEFAULT_WINDOW_SECONDS = 60.0
 DECODE_CHUNK = 32  # native frames held at once while resizing
@@ -146,7 +146,7 @@ def decode_windows(
     p = os.fspath(path)
     vid = video_id if video_id is not None else Path(p).stem
     if isolate:
-        from extractors.decode.isolate import decode_windows_isolated
+        from videxperts.extractors.decode.isolate import decode_windows_isolated
 
         yield from decode_windows_isolated(p, timeout_s, needs=needs, backend=backend, video_id=vid,
                                            window_seconds=window_seconds, max_pixels=max_pixels,
@@ -184,7 +184,7 @@ def decode_windows(
 
 
 def _deadline_check(path: str, deadline: float):
-    from extractors.base import DecodeTimeoutError
+    from videxperts.extractors.base import DecodeTimeoutError
 
     def check() -> None:
         if time.monotonic() > deadline:

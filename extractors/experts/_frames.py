@@ -24,9 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extractors.base import DecodeNeeds, Expert, ExpertOutput, FrameNeeds, MediaView, Resources
-from extractors.weights import WeightsError, fetch_url, file_sha256, init_or_load, is_url, seeded_init
-from pipelines.errors import UserError
+from videxperts.errors import UserError
+from videxperts.extractors.base import DecodeNeeds, Expert, ExpertOutput, FrameNeeds, MediaView, Resources
+from videxperts.extractors.weights import (
+    WeightsError,
+    fetch_url,
+    file_sha256,
+    init_or_load,
+    is_url,
+    seeded_init,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from extractors.base import AudioNeeds, DecodeNeeds, MediaView
-from extractors.experts._frames import ExpertConfigError, TorchExpert, Unit
-from extractors.weights import WeightsError, file_sha256
+from videxperts.extractors.base import AudioNeeds, DecodeNeeds, MediaView
+from videxperts.extractors.experts._frames import ExpertConfigError, TorchExpert, Unit
+from videxperts.extractors.weights import WeightsError, file_sha256
 
 SAMPLE_RATE = 16_000
 WIN, HOP, NFFT = 400, 160, 512

@@ -4,7 +4,7 @@ Detection runs on CPU with OpenCV's bundled frontal-face Haar cascade (no model 
 download; ``cv2.FaceDetectorYN`` would need one that is not shipped). Each detected face is
 cropped with a margin, resized to ``crop_size`` and embedded by a ResNet (VGGFace2-class
 ResNet-50 in the paper, its ``fc`` replaced by a ``dim``-wide projection: 512 for MSR-VTT,
-128 for LSMDC), then L2-normalised. Weights go through :func:`extractors.weights.init_or_load`
+128 for LSMDC), then L2-normalised. Weights go through :func:`videxperts.extractors.weights.init_or_load`
 (checkpoint path / URL / seeded random init), and the identity is recorded as provenance.
 A frame with no face contributes no row; a video with none gives ``T = 0``.
 """
@@ -20,8 +20,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from extractors.base import DecodeNeeds, ExpertOutput, FrameNeeds, MediaView
-from extractors.experts._frames import (
+from videxperts.extractors.base import DecodeNeeds, ExpertOutput, FrameNeeds, MediaView
+from videxperts.extractors.experts._frames import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ExpertConfigError,

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extractors.base import MediaView
-from extractors.experts._frames import ClipExpert, ExpertConfigError, Unit, clip_indices
+from videxperts.extractors.base import MediaView
+from videxperts.extractors.experts._frames import ClipExpert, ExpertConfigError, Unit, clip_indices
 
 
 def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:

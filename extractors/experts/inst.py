@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from extractors.experts._frames import FrameExpert
+from videxperts.extractors.experts._frames import FrameExpert
 
 # variant -> (block, layers, groups, width_per_group, feature dim)
 RESNETS = {

@@ -25,11 +25,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from extractors.base import DecodeNeeds, Expert, ExpertOutput, FrameNeeds, MediaView, Resources
-from extractors.experts._engines import build_engine
-from extractors.text import simple_words
-from extractors.text.words import WordEmbedder
-from pipelines.errors import UserError
+from videxperts.errors import UserError
+from videxperts.extractors.base import DecodeNeeds, Expert, ExpertOutput, FrameNeeds, MediaView, Resources
+from videxperts.extractors.experts._engines import build_engine
+from videxperts.extractors.text import simple_words
+from videxperts.extractors.text.words import WordEmbedder
 
 
 class OCRConfigError(UserError):

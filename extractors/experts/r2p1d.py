@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.models.video import r2plus1d_18
 from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet
 
-from extractors.experts._frames import KINETICS_MEAN, KINETICS_STD, ClipExpert, normalise
+from videxperts.extractors.experts._frames import KINETICS_MEAN, KINETICS_STD, ClipExpert, normalise
 
 
 def r2plus1d_34(num_classes: int = 400) -> VideoResNet:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from extractors.experts._frames import FrameExpert
+from videxperts.extractors.experts._frames import FrameExpert
 
 # variant -> (torchvision builder name, feature dim)
 DENSENETS = {

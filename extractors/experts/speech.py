@@ -23,11 +23,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from extractors.base import AudioNeeds, DecodeNeeds, Expert, ExpertOutput, MediaView, Resources
-from extractors.experts._engines import build_engine
-from extractors.text import simple_words
-from extractors.text.words import WordEmbedder
-from pipelines.errors import UserError
+from videxperts.errors import UserError
+from videxperts.extractors.base import AudioNeeds, DecodeNeeds, Expert, ExpertOutput, MediaView, Resources
+from videxperts.extractors.experts._engines import build_engine
+from videxperts.extractors.text import simple_words
+from videxperts.extractors.text.words import WordEmbedder
 
 SAMPLE_RATE = 16_000
 _ALT = re.compile(r"\(\d+\)$")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from extractors.text.base import TextEncoder, TextEncoderError, simple_words
+from videxperts.extractors.text.base import TextEncoder, TextEncoderError, simple_words
 
 __all__ = ["TextEncoder", "TextEncoderError", "available_text_encoders", "build_text_encoder",
            "describe_text_encoder", "simple_words", "split_encoder_spec"]
@@ -27,15 +27,15 @@ def available_text_encoders() -> list[str]:
 
 def _encoder_class(name: str) -> type[TextEncoder]:
     if name == "minilm":
-        from extractors.text.minilm import MiniLMEncoder
+        from videxperts.extractors.text.minilm import MiniLMEncoder
 
         return MiniLMEncoder
     if name == "wordvec":
-        from extractors.text.wordvec import WordVecEncoder
+        from videxperts.extractors.text.wordvec import WordVecEncoder
 
         return WordVecEncoder
     if name == "gpt2":
-        from extractors.text.causal_lm import CausalLMEncoder
+        from videxperts.extractors.text.causal_lm import CausalLMEncoder
 
         return CausalLMEncoder
     raise TextEncoderError(f"unknown text encoder {name!r}; choose from {', '.join(_NAMES)}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _CHUNK = 1 << 20

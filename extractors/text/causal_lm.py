@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from extractors.text.base import TextEncoder, TextEncoderError
-from extractors.text.hf import config_dim, hidden_states, load_local, read_config, weights_identity
+from videxperts.extractors.text.base import TextEncoder, TextEncoderError
+from videxperts.extractors.text.hf import config_dim, hidden_states, load_local, read_config, weights_identity
 
 
 def _model_dir(model: str | None) -> Path:

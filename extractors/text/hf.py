@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from extractors.text.base import TextEncoderError, sha256_of
+from videxperts.extractors.text.base import TextEncoderError, sha256_of
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

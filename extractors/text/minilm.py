@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from extractors.text.base import TextEncoder, TextEncoderError
-from extractors.text.hf import config_dim, hidden_states, load_local, weights_identity
+from videxperts.extractors.text.base import TextEncoder, TextEncoderError
+from videxperts.extractors.text.hf import config_dim, hidden_states, load_local, weights_identity
 
 
 def packaged_model_dir() -> Path:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from extractors.text import build_text_encoder, describe_text_encoder, split_encoder_spec
-from extractors.text.base import TextEncoder
+from videxperts.extractors.text import build_text_encoder, describe_text_encoder, split_encoder_spec
+from videxperts.extractors.text.base import TextEncoder
 
 
 class WordEmbedder:

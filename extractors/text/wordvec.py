@@ -1,6 +1,6 @@
 """A static word-vector table (word2vec text/binary or GloVe text), the published CE word space.
 
-Tokenisation is lower-case alphanumeric runs (``extractors.text.base.simple_words``); table
+Tokenisation is lower-case alphanumeric runs (``videxperts.extractors.text.base.simple_words``); table
 keys are lower-cased on load (the first occurrence of a key wins, which for word2vec's
 frequency-sorted files keeps the most frequent casing). Out-of-vocabulary handling:
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from extractors.text.base import TextEncoder, TextEncoderError, sha256_of, simple_words
+from videxperts.extractors.text.base import TextEncoder, TextEncoderError, sha256_of, simple_words
 
 
 def _is_int(s: str) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 
 class _DataGroup(click.Group):
@@ -55,7 +55,7 @@ def synth_cmd(out: str, videos: int, seed: int, workers: int | None, min_seconds
     face, with a spoken word over a tone or noise (10% of clips have no audio track); 5-7
     captions per clip describe exactly that. Re-running reuses complete clips.
     """
-    from pipelines.synth import synthesize
+    from videxperts.pipelines.synth import synthesize
 
     summary = synthesize(out, videos, seed=seed, workers=workers, min_seconds=min_seconds, max_seconds=max_seconds)
     if as_json:
@@ -80,7 +80,7 @@ def synth_cmd(out: str, videos: int, seed: int, workers: int | None, min_seconds
 def import_cmd(folder: str, captions: str, out: str, split_from_captions: bool, link: str,
                workers: int | None, timeout_s: float, as_json: bool) -> None:  # fmt: skip
     """Import FOLDER of real videos with their captions; unreadable files go to DIR/import_report.parquet."""
-    from pipelines.data_import import import_dataset
+    from videxperts.pipelines.data_import import import_dataset
 
     if not Path(folder).exists():
         raise UserError(f"{folder}: no such folder")
@@ -104,7 +104,7 @@ def import_cmd(folder: str, captions: str, out: str, split_from_captions: bool, 
 
 def dataset_info(dir_: str | os.PathLike[str]) -> dict[str, Any]:
     """Counts per split, captions per video, durations and a summary of every extra attribute."""
-    from storage.manifest import MANIFEST_SCHEMA, read_dataset
+    from videxperts.storage.manifest import MANIFEST_SCHEMA, read_dataset
 
     manifest, captions = read_dataset(dir_)
     m = manifest.to_pydict()

@@ -1,6 +1,6 @@
 """`videxperts extract`: expert features for every input video, into a Zarr feature store, with Ray.
 
-The job itself lives in :mod:`pipelines.extract`; this module only parses options and prints
+The job itself lives in :mod:`videxperts.pipelines.extract`; this module only parses options and prints
 the summary (one JSON document with ``--json``). Exit status: 0 when the job ran to the end
 (failed videos are recorded in the store, not an error), 130 after SIGINT/SIGTERM (the store is
 consistent and re-running the same command resumes).
@@ -86,7 +86,7 @@ def extract(input_spec: str, out: str, experts: str | None, profile: str, addres
     Re-running the same command resumes: videos already done are skipped, failed ones are
     retried, quarantined ones are left alone.
     """
-    from pipelines.extract import ExtractConfig, run_extract
+    from videxperts.pipelines.extract import ExtractConfig, run_extract
 
     cfg = ExtractConfig(
         input=input_spec, out=out, experts=_csv(experts), profile=profile, address=address,

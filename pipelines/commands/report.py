@@ -1,5 +1,9 @@
-"""`videxperts report`: the results table of an experiment, one row per model (parent run),
-every metric as mean (std) over its seeds, as the papers report them."""
+"""`videxperts report`: the results tables of an experiment, one row per model (parent run),
+every metric as mean (std) over its seeds, as the papers report them.
+
+Each task declares its own tables and columns (retrieval: R@1 ... Geom for text->video and
+video->text); an experiment holding runs of several tasks prints one set of tables per task.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,15 @@ import json
 
 import click
 
-from pipelines.errors import UserError
-
-COLUMNS = ("R1", "R5", "R10", "R50", "MdR", "MnR", "Geom")
-HEADERS = ("R@1", "R@5", "R@10", "R@50", "MdR", "MnR", "Geom")
+from videxperts.errors import UserError
 
 
-def report_rows(tracking_uri: str, experiment: str, direction: str = "t2v") -> list[dict]:
-    """One dict per FINISHED parent run of ``experiment`` (oldest first)."""
+def report_tables(tracking_uri: str, experiment: str, all_tables: bool = False) -> list[dict]:
+    """One table per (task, table title) with one row per FINISHED parent run (oldest first)."""
     from mlflow.tracking import MlflowClient
 
-    from training.tracking import KIND_TAG
+    from videxperts.training.task import get_task
+    from videxperts.training.tracking import KIND_TAG, TASK_TAG
 
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
@@ -25,30 +27,44 @@ def report_rows(tracking_uri: str, experiment: str, direction: str = "t2v") -> l
         raise UserError(f"no MLflow experiment {experiment!r} in {tracking_uri}")
     runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'train'",
                               order_by=["attributes.start_time ASC"], max_results=1000)
-    rows = []
+    by_task: dict[str, list] = {}
     for run in runs:
-        if run.info.status != "FINISHED":
-            continue
-        m = run.data.metrics
-        metrics = {c: {"mean": m.get(f"test/{direction}/{c}_mean"), "std": m.get(f"test/{direction}/{c}_std")}
-                   for c in COLUMNS}
-        params = run.data.tags.get("model.parameters")
-        rows.append({"model": run.data.tags.get("model.name", run.info.run_name), "run_id": run.info.run_id,
-                     "seeds": len([s for s in run.data.params.get("seeds", "").split(",") if s]),
-                     "parameters": int(params) if params else None, "metrics": metrics})
-    return rows
+        if run.info.status == "FINISHED":
+            by_task.setdefault(run.data.tags.get(TASK_TAG, "retrieval"), []).append(run)
+    tables = []
+    for task_name, task_runs in by_task.items():
+        task = get_task(task_name, f"run {task_runs[0].info.run_id}")
+        titles = list(task.report_tables)
+        for title in titles if all_tables else titles[:1]:
+            columns = task.report_tables[title]
+            rows = []
+            for run in task_runs:
+                m = run.data.metrics
+                params = run.data.tags.get("model.parameters")
+                rows.append({
+                    "model": run.data.tags.get("model.name", run.info.run_name), "run_id": run.info.run_id,
+                    "seeds": len([s for s in run.data.params.get("seeds", "").split(",") if s]),
+                    "parameters": int(params) if params else None,
+                    "metrics": {c.metric: {"mean": m.get(f"test/{c.metric}_mean"), "std": m.get(f"test/{c.metric}_std")}
+                                for c in columns},
+                })
+            tables.append({"task": task_name, "title": title,
+                           "columns": [{"metric": c.metric, "header": c.header, "digits": c.digits} for c in columns],
+                           "rows": rows})
+    return tables
 
 
-def _cell(v: dict) -> str:
+def _cell(v: dict, digits: int) -> str:
     if v["mean"] is None:
         return "-"
-    return f"{v['mean']:.1f} ({v['std']:.1f})"
+    return f"{v['mean']:.{digits}f} ({v['std']:.{digits}f})"
 
 
-def format_table(rows: list[dict], markdown: bool) -> str:
-    header = ["model", *HEADERS, "params", "seeds"]
-    body = [[r["model"], *(_cell(r["metrics"][c]) for c in COLUMNS),
-             f"{r['parameters'] / 1e6:.2f}M" if r["parameters"] else "-", str(r["seeds"])] for r in rows]
+def format_table(table: dict, markdown: bool) -> str:
+    cols = table["columns"]
+    header = ["model", *(c["header"] for c in cols), "params", "seeds"]
+    body = [[r["model"], *(_cell(r["metrics"][c["metric"]], c["digits"]) for c in cols),
+             f"{r['parameters'] / 1e6:.2f}M" if r["parameters"] else "-", str(r["seeds"])] for r in table["rows"]]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
@@ -61,21 +77,24 @@ def format_table(rows: list[dict], markdown: bool) -> str:
 @click.option("--experiment", required=True, help="MLflow experiment name.")
 @click.option("--work-dir", default="work", show_default=True, type=click.Path(file_okay=False))
 @click.option("--tracking-uri", default=None)
-@click.option("--v2t", is_flag=True, help="Also print the video->text table.")
+@click.option("--all-tables", "--v2t", "all_tables", is_flag=True,
+              help="Every table of each task (retrieval: also video->text); default: the first.")
 @click.option("--markdown", is_flag=True, help="Markdown tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def report(experiment: str, work_dir: str, tracking_uri: str | None, v2t: bool, markdown: bool,
+def report(experiment: str, work_dir: str, tracking_uri: str | None, all_tables: bool, markdown: bool,
            as_json: bool) -> None:
-    """Text->video (and video->text) results: one row per model, mean (std) over seeds."""
-    from training.tracking import resolve_tracking_uri
+    """Test results of EXPERIMENT: one row per model, mean (std) over seeds, in each task's own columns."""
+    from videxperts.training.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri(work_dir, tracking_uri)
-    directions = ["t2v", "v2t"] if v2t else ["t2v"]
-    tables = {d: report_rows(uri, experiment, d) for d in directions}
+    tables = report_tables(uri, experiment, all_tables)
     if as_json:
-        click.echo(json.dumps({"experiment": experiment, "tracking_uri": uri, **tables}, indent=1))
+        click.echo(json.dumps({"experiment": experiment, "tracking_uri": uri, "tables": tables}, indent=1))
         return
-    for d in directions:
-        click.echo(f"{'text->video' if d == 't2v' else 'video->text'} ({experiment})")
-        click.echo(format_table(tables[d], markdown))
+    if not tables:
+        click.echo(f"no finished training runs in experiment {experiment!r}")
+        return
+    for table in tables:
+        click.echo(f"{table['title']} ({table['task']}, {experiment})")
+        click.echo(format_table(table, markdown))
         click.echo("")

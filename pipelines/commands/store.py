@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 _STORAGE_OPTION = click.option(
     "--storage-option",
@@ -34,7 +34,7 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _open(url: str, mode: str, pairs: tuple[str, ...]):  # noqa: ANN202 - lazy import keeps --help fast
-    from storage.store import FeatureStore
+    from videxperts.storage.store import FeatureStore
 
     return FeatureStore.open(url, mode=mode, storage_options=_options(pairs))
 

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 
 def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -33,7 +33,7 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
               help="Environment variable for the job (repeatable).")
 @click.option("--pip", "pip_pkgs", multiple=True, help="Extra pip package for the job's env (repeatable).")
-@click.option("--entrypoint-prefix", default="python -m pipelines.cli", show_default=True,
+@click.option("--entrypoint-prefix", default="python -m videxperts.pipelines.cli", show_default=True,
               help="How the cluster runs videxperts.")
 @click.option("--follow/--no-follow", default=False, help="Stream the job's logs until it ends.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -47,7 +47,7 @@ def submit(address: str, working_dir: str, env_pairs: tuple[str, ...], pip_pkgs:
       videxperts submit --address http://HEAD:8265 --follow -- \\
           extract s3://bucket/data --out s3://bucket/store.zarr --profile paper
     """
-    from cluster import jobs
+    from videxperts.cluster import jobs
 
     wd = None if working_dir.lower() == "none" else working_dir
     c, job_id, entrypoint = jobs.submit(

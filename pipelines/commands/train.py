@@ -1,4 +1,4 @@
-"""`videxperts train`: train a CE-family model (or TeachText student) with Ray Train, tracked in MLflow."""
+"""`videxperts train`: train the model of a config (any task) with Ray Train, tracked in MLflow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import click
 
-from pipelines.errors import UserError
+from videxperts.errors import UserError
 
 
 def _seeds(value: str | None) -> list[int] | None:
@@ -19,7 +19,8 @@ def _seeds(value: str | None) -> list[int] | None:
 
 
 @click.command("train")
-@click.option("--config", "config", required=True, type=click.Path(dir_okay=False), help="Training config YAML.")
+@click.option("--config", "config", required=True, help="Training config: a shipped name (demo_ce, msrvtt_ce, ...) "
+              "or a YAML path.")
 @click.option("--store", default=None, help="Feature store (path or fsspec URL).")
 @click.option("--data", default=None, type=click.Path(), help="Dataset dir with manifest.parquet (the splits).")
 @click.option("--num-workers", default=1, show_default=True, type=click.IntRange(1), help="Ray Train workers (DDP).")
@@ -42,14 +43,16 @@ def _seeds(value: str | None) -> list[int] | None:
 def train(config: str, store: str | None, data: str | None, num_workers: int, use_gpu: bool, seeds: str | None,
           epochs: int | None, tracking_uri: str | None, experiment: str | None, work_dir: str,
           address: str | None, max_failures: int, restart: bool, describe: bool, verbose: bool, as_json: bool) -> None:
-    """Train the model of CONFIG on the features in STORE: one MLflow parent run, one child per seed."""
+    """Train the model of CONFIG on the features in STORE: one MLflow parent run, one child per seed.
+
+    The config's `task:` (retrieval, ...) decides the model, the losses and the metrics."""
     if describe:
-        from training.describe import describe_model, format_description
+        from videxperts.training.describe import describe_model, format_description
 
         desc = describe_model(config)
         click.echo(json.dumps(desc, indent=1) if as_json else format_description(desc, structure=True))
         return
-    from pipelines.train_job import TrainRequest, run_train
+    from videxperts.pipelines.train_job import TrainRequest, run_train
     summary = run_train(TrainRequest(
         config=config, store=store, data=data, num_workers=num_workers, use_gpu=use_gpu, seeds=_seeds(seeds),
         tracking_uri=tracking_uri, experiment=experiment, epochs=epochs, work_dir=work_dir, address=address,
@@ -61,7 +64,9 @@ def train(config: str, store: str | None, data: str | None, num_workers: int, us
         click.echo(json.dumps(slim, indent=1))
         return
     click.echo(f"parent run {summary['parent_run_id']} ({summary['tracking_uri']})")
+    from videxperts.training.task import get_task
+
+    first_table = next(iter(get_task(summary["task"]).report_tables.values()))
     for seed, r in summary["seeds"].items():
-        t2v = r["test"].get("t2v", {})
-        click.echo(f"  seed {seed}: run {r['run_id']}  best epoch {r['best_epoch']}  test t2v "
-                   + "  ".join(f"{k} {v:.1f}" for k, v in t2v.items()))
+        cells = "  ".join(f"{c.header} {r['test'][c.metric]:.{c.digits}f}" for c in first_table if c.metric in r["test"])
+        click.echo(f"  seed {seed}: run {r['run_id']}  best epoch {r['best_epoch']}  test {cells}")

@@ -27,7 +27,7 @@ def ui_command(port: int, host: str, tracking_uri: str, artifacts: str | None) -
 @click.option("--tracking-uri", default=None, help="Backend store URI (default: the work dir's sqlite).")
 def ui(port: int, host: str, work_dir: str, tracking_uri: str | None) -> None:
     """Serve the MLflow UI for the runs of WORK_DIR (Ctrl-C stops it)."""
-    from training.tracking import artifact_root, resolve_tracking_uri, terminate_as_interrupt
+    from videxperts.training.tracking import artifact_root, resolve_tracking_uri, terminate_as_interrupt
 
     uri = resolve_tracking_uri(work_dir, tracking_uri)
     artifacts = artifact_root(work_dir) if uri.startswith("sqlite:") and Path(work_dir).exists() else None

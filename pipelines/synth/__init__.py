@@ -17,6 +17,6 @@ Modules: ``vocab`` (constants and attribute vocabulary), ``plan`` (clip specs), 
 manifest and captions files).
 """
 
-from pipelines.synth.dataset import synthesize
+from videxperts.pipelines.synth.dataset import synthesize
 
 __all__ = ["synthesize"]

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.synth.vocab import FACE_PHRASES
+from videxperts.pipelines.synth.vocab import FACE_PHRASES
 
 if TYPE_CHECKING:
-    from pipelines.synth.plan import ClipSpec
+    from videxperts.pipelines.synth.plan import ClipSpec
 
 _MOTION = {
     "left": ("moves left", "slides to the left", "travels left", "drifts leftward"),

@@ -13,10 +13,18 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import UserError
-from pipelines.synth.plan import ClipSpec, plan_specs
-from pipelines.synth.render import encode_clip, ffmpeg_exe, text_extent
-from pipelines.synth.vocab import FPS, HEIGHT, SAMPLE_RATE, SPEC_DIR, SPLIT_FRACTIONS, VIDEO_DIR, WIDTH
+from videxperts.errors import UserError
+from videxperts.pipelines.synth.plan import ClipSpec, plan_specs
+from videxperts.pipelines.synth.render import encode_clip, ffmpeg_exe, text_extent
+from videxperts.pipelines.synth.vocab import (
+    FPS,
+    HEIGHT,
+    SAMPLE_RATE,
+    SPEC_DIR,
+    SPLIT_FRACTIONS,
+    VIDEO_DIR,
+    WIDTH,
+)
 
 
 def _spec_file(out: Path, video_id: str) -> Path:
@@ -103,7 +111,7 @@ def _manifest_table(specs: list[ClipSpec]):
         "sound": pa.string(), "face_box": pa.list_(pa.int32()), "word_box": pa.list_(pa.int32()), "sample_rate": pa.int32(),
         "seed": pa.int64(), "word_start": pa.float64(), "word_end": pa.float64(),
     }  # fmt: skip
-    from storage.manifest import MANIFEST_SCHEMA
+    from videxperts.storage.manifest import MANIFEST_SCHEMA
 
     fields = [MANIFEST_SCHEMA.field(k) if k in MANIFEST_SCHEMA.names else None for k in cols]
     arrays = [pa.array(v, type=(f.type if f is not None else types.get(k))) for (k, v), f in zip(cols.items(), fields, strict=True)]
@@ -131,7 +139,7 @@ def synthesize(
     """Generate the dataset under ``out`` and return a summary; existing matching clips are reused."""
     from tqdm import tqdm
 
-    from storage.manifest import write_captions, write_manifest
+    from videxperts.storage.manifest import write_captions, write_manifest
 
     t0 = time.perf_counter()
     specs = plan_specs(videos, seed, min_seconds, max_seconds)

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.errors import UserError
-from pipelines.synth.captions import make_captions
-from pipelines.synth.render import text_extent
-from pipelines.synth.vocab import (
+from videxperts.errors import UserError
+from videxperts.pipelines.synth.captions import make_captions
+from videxperts.pipelines.synth.render import text_extent
+from videxperts.pipelines.synth.vocab import (
     COLORS,
     DIRECTIONS,
     FACE_CROP,

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.errors import UserError
-from pipelines.synth.vocab import COLORS, FACE_CROP, FPS, HEIGHT, SAMPLE_RATE, WIDTH
+from videxperts.errors import UserError
+from videxperts.pipelines.synth.vocab import COLORS, FACE_CROP, FPS, HEIGHT, SAMPLE_RATE, WIDTH
 
 if TYPE_CHECKING:
-    from pipelines.synth.plan import ClipSpec, ShapeSpec
+    from videxperts.pipelines.synth.plan import ClipSpec, ShapeSpec
 
 _FONT_SCALE, _FONT_THICK, _PAD = 1.6, 3, 10
 

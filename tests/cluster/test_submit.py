@@ -31,14 +31,14 @@ def test_deploy_files_parse_and_name_the_essentials() -> None:
 
 
 def _submit(head: dict, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pipelines.cli", "submit", "--address", head["dashboard_url"], *args]
+    cmd = [sys.executable, "-m", "videxperts.pipelines.cli", "submit", "--address", head["dashboard_url"], *args]
     return subprocess.run(cmd, cwd=REPO, env=cli_env(head), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
 def test_submit_extract_job_and_follow(tmp_path: Path) -> None:
-    from cluster import jobs
-    from storage.store import FeatureStore
+    from videxperts.cluster import jobs
+    from videxperts.storage.store import FeatureStore
 
     data = make_dataset(tmp_path / "data", 2, seconds=1.0)
     store = tmp_path / "store.zarr"
@@ -64,4 +64,4 @@ def test_submit_extract_job_and_follow(tmp_path: Path) -> None:
     summary = json.loads([ln for ln in logs.splitlines() if ln.startswith('{"inputs"')][-1])
     assert summary["done"] == 2 and summary["cluster"]["address"]
     assert FeatureStore.open(str(store), mode="r").info()["experts"]["audio"]["done"] == 2
-    assert jobs.entrypoint_for(["extract", "a b"]) == "python -m pipelines.cli extract 'a b'"
+    assert jobs.entrypoint_for(["extract", "a b"]) == "python -m videxperts.pipelines.cli extract 'a b'"

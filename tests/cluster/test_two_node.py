@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_extraction_spreads_over_two_nodes(tmp_path: Path) -> None:
-    from storage.store import FeatureStore
+    from videxperts.storage.store import FeatureStore
 
     data = make_dataset(tmp_path / "data", 4, seconds=1.0)
     with ray_cluster(tmp_path / "ray", head_cpus=1, worker_cpus=1, head_resources={"node_a": 1},

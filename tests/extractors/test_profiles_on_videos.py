@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from extractors.decode import decode_video
-from extractors.registry import build_expert, load_profile
+from videxperts.extractors.decode import decode_video
+from videxperts.extractors.registry import build_expert, load_profile
 
 # Fewer units per expert on CPU; the architecture, clip length and input size stay the paper's.
 PAPER_CPU_RATES = {"scene": 0.5, "inst": 0.25, "i3d": 12.5, "r2p1d": 6.0, "face": 1.0}

@@ -1,26 +1,26 @@
-"""extractors.registry: profiles load and validate; every CNN expert builds from the demo profile."""
+"""videxperts.extractors.registry: profiles load and validate; every CNN expert builds from the demo profile."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from extractors.base import Expert, MediaView
-from extractors.registry import (
+from videxperts.errors import UserError
+from videxperts.extractors.base import Expert, MediaView
+from videxperts.extractors.registry import (
     EXPERT_CLASSES,
     ProfileError,
     available_experts,
     build_expert,
     load_profile,
 )
-from pipelines.errors import UserError
 
 CNN = ["audio", "i3d", "inst", "r2p1d", "scene"]
 
 
 def test_available_experts_sorted_and_complete():
     assert available_experts() == sorted(["scene", "inst", "i3d", "r2p1d", "audio", "ocr", "face", "speech"])
-    assert EXPERT_CLASSES["audio"] == "extractors.experts.audio:VGGishExpert"
+    assert EXPERT_CLASSES["audio"] == "videxperts.extractors.experts.audio:VGGishExpert"
 
 
 @pytest.mark.parametrize("profile", ["demo", "paper"])
@@ -107,9 +107,9 @@ def test_bad_values_and_files(tmp_path):
 @pytest.mark.slow
 def test_demo_experts_on_a_real_decode_windows_concatenate(tmp_path):
     """One real decode serves all five CNN experts; 1 s windows give the whole-video rows."""
-    from extractors.base import ExpertOutput
-    from extractors.decode import decode_video, decode_windows
     from tests.media import make_clip
+    from videxperts.extractors.base import ExpertOutput
+    from videxperts.extractors.decode import decode_video, decode_windows
 
     clip = make_clip(tmp_path / "c.mp4", seconds=2.5, fps=25, size=(160, 120), audio_rate=16_000)
     p = load_profile("demo")
@@ -135,8 +135,8 @@ def test_demo_experts_on_a_real_decode_windows_concatenate(tmp_path):
 
 
 def test_replicas_is_a_pool_setting_of_any_expert():
-    from extractors.registry import ProfileError, build_expert, load_profile, validate_profile
-    from pipelines.extract_plan import plan_experts
+    from videxperts.extractors.registry import ProfileError, build_expert, load_profile, validate_profile
+    from videxperts.pipelines.extract_plan import plan_experts
 
     profile = load_profile("demo")
     assert build_expert("audio", profile).resources.replicas == 1

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractors.base import MediaView
-from extractors.experts.speech import SpeechConfigError, SpeechExpert, clean_word, to_16k
+from videxperts.extractors.base import MediaView
+from videxperts.extractors.experts.speech import SpeechConfigError, SpeechExpert, clean_word, to_16k
 
 PHRASE = "hello, this is a test of the speech expert, one two three"
 

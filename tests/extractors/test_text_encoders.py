@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractors.text import TextEncoderError, build_text_encoder, describe_text_encoder
-from extractors.text.base import sha256_of
-from pipelines.errors import UserError
+from videxperts.errors import UserError
+from videxperts.extractors.text import TextEncoderError, build_text_encoder, describe_text_encoder
+from videxperts.extractors.text.base import sha256_of
 
 CAPTIONS = ["a man is cooking pasta in a small kitchen", "dog", "", "the word river appears"]
 

@@ -1,4 +1,4 @@
-"""extractors.weights: seeded init, checkpoint loading, verification, URL cache, offline errors."""
+"""videxperts.extractors.weights: seeded init, checkpoint loading, verification, URL cache, offline errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from extractors.weights import WeightsError, init_or_load, save_checkpoint, unwrap_state_dict
-from pipelines.errors import UserError
+from videxperts.errors import UserError
+from videxperts.extractors.weights import WeightsError, init_or_load, save_checkpoint, unwrap_state_dict
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ def test_random_init_is_seeded_and_independent_of_global_rng():
 
 def test_random_init_is_identical_in_another_process():
     code = (
-        "import hashlib, torch; from torch import nn; from extractors.weights import init_or_load\n"
+        "import hashlib, torch; from torch import nn; from videxperts.extractors.weights import init_or_load\n"
         "m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4*6*6, 5))\n"
         "init_or_load(m, None, seed=7); h = hashlib.sha256()\n"
         "for k, v in m.state_dict().items(): h.update(k.encode()); h.update(v.contiguous().numpy().tobytes())\n"

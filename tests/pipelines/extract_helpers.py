@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cluster.local import start_head, start_worker, stop_nodes
 from tests.media import make_clip
+from videxperts.cluster.local import start_head, start_worker, stop_nodes
 
 REPO = Path(__file__).resolve().parents[2]
 CHEAP_EXPERTS = "audio,scene"
@@ -51,7 +51,7 @@ def ray_cluster(
 
 def make_dataset(root: Path, n: int, seconds: float = 1.5) -> Path:
     """A ``videxperts data``-shaped dataset: n small clips + manifest + 2 captions each."""
-    from storage.manifest import write_captions, write_manifest
+    from videxperts.storage.manifest import write_captions, write_manifest
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "videos").mkdir(exist_ok=True)
@@ -78,7 +78,7 @@ def cli_env(cluster: dict[str, Any] | None = None) -> dict[str, str]:
 
 
 def extract_cmd(inp: Path | str, store: Path | str, address: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", "extract", str(inp), "--out", str(store),
+    return [sys.executable, "-m", "videxperts.pipelines.cli", "extract", str(inp), "--out", str(store),
             "--address", address, "--json", *extra]
 
 

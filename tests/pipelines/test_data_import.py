@@ -14,9 +14,21 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.data_import import ProbeError, hash_split, import_dataset, probe_video, read_captions_file
-from pipelines.errors import UserError
-from storage.manifest import ALLOW_OUTSIDE_ENV, ManifestError, read_captions, read_dataset, read_manifest
+from videxperts.errors import UserError
+from videxperts.pipelines.data_import import (
+    ProbeError,
+    hash_split,
+    import_dataset,
+    probe_video,
+    read_captions_file,
+)
+from videxperts.storage.manifest import (
+    ALLOW_OUTSIDE_ENV,
+    ManifestError,
+    read_captions,
+    read_dataset,
+    read_manifest,
+)
 
 GOOD = ["synth00000", "synth00001", "bikes", "carphone_pristine"]
 BAD = {"empty": "unreadable:empty", "random": "unreadable:corrupt", "cut_index": "unreadable:truncated",

@@ -10,9 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.extract_accounting import CRASH, ERROR, FAIL, INPUT, QUARANTINE, RETRY, Accounting, RetryPolicy
-from pipelines.extract_inputs import VIDEO_SUFFIXES, list_inputs
-from pipelines.extract_plan import StagePlan, fit_resources
 from tests.media import make_clip, make_hostile_corpus
 from tests.pipelines.extract_helpers import (
     CHEAP_EXPERTS,
@@ -21,6 +18,18 @@ from tests.pipelines.extract_helpers import (
     ray_cluster,
     run_extract_cli,
 )
+from videxperts.pipelines.extract_accounting import (
+    CRASH,
+    ERROR,
+    FAIL,
+    INPUT,
+    QUARANTINE,
+    RETRY,
+    Accounting,
+    RetryPolicy,
+)
+from videxperts.pipelines.extract_inputs import VIDEO_SUFFIXES, list_inputs
+from videxperts.pipelines.extract_plan import StagePlan, fit_resources
 
 N_CLIPS = 4
 
@@ -76,9 +85,9 @@ def head(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.slow
 def test_extract_dataset_then_resume_skips_everything(head: dict, tmp_path: Path) -> None:
-    from pipelines.synth import synthesize
-    from storage.manifest import read_captions
-    from storage.store import FeatureStore
+    from videxperts.pipelines.synth import synthesize
+    from videxperts.storage.manifest import read_captions
+    from videxperts.storage.store import FeatureStore
 
     data = tmp_path / "data"
     synthesize(data, videos=N_CLIPS, seed=0, workers=1, min_seconds=2.0, max_seconds=3.0, progress=False)
@@ -117,7 +126,7 @@ def test_profile_replicas_give_a_slow_expert_more_actors(head: dict, tmp_path: P
     """``replicas: 2`` on one expert: its pool has two actors, the other pools one; all videos done once."""
     import yaml
 
-    from extractors.registry import load_profile
+    from videxperts.extractors.registry import load_profile
 
     profile = load_profile("demo")
     profile["experts"] = {"audio": {**profile["experts"]["audio"], "replicas": 2},
@@ -139,7 +148,7 @@ def test_profile_replicas_give_a_slow_expert_more_actors(head: dict, tmp_path: P
 
 @pytest.mark.slow
 def test_hostile_folder_every_input_accounted_for(head: dict, tmp_path: Path) -> None:
-    from storage.store import FeatureStore
+    from videxperts.storage.store import FeatureStore
 
     corpus = make_hostile_corpus(tmp_path / "hostile")
     for name in ("long_sparse", "huge_frame", "vfr", "rotated"):  # slow or already covered by decoder tests

@@ -42,7 +42,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _store_ok(store: Path) -> dict:
-    from storage.store import FeatureStore
+    from videxperts.storage.store import FeatureStore
 
     fs = FeatureStore.open(str(store), mode="r")
     assert fs.verify() == []

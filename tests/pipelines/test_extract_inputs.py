@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.extract_inputs import list_inputs
+from videxperts.pipelines.extract_inputs import list_inputs
 
 EXE = str(Path(sys.executable).with_name("videxperts"))
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from cluster.local import free_port
-from pipelines.commands.ui import ui_command
-from pipelines.extract import ExtractConfig, Pipeline
 from tests.media import make_clip
 from tests.pipelines.extract_helpers import make_dataset
+from videxperts.cluster.local import free_port
+from videxperts.pipelines.commands.ui import ui_command
+from videxperts.pipelines.extract import ExtractConfig, Pipeline
 
 EXE = str(Path(sys.executable).with_name("videxperts"))
 
@@ -104,7 +104,7 @@ def test_server_lost_mid_job_keeps_the_run_beside_the_store(mlflow_server: dict,
                                                              capfd: pytest.CaptureFixture[str]) -> None:
     from mlflow.tracking import MlflowClient
 
-    from storage.store import FeatureStore
+    from videxperts.storage.store import FeatureStore
 
     data = make_dataset(tmp_path / "data", 2, seconds=1.0)
     store = tmp_path / "work" / "store.zarr"

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.synth import plan, render, synthesize, vocab
-from storage.manifest import read_captions, read_manifest
+from videxperts.pipelines.synth import plan, render, synthesize, vocab
+from videxperts.storage.manifest import read_captions, read_manifest
 
 HAAR = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
 

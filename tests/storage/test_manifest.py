@@ -1,4 +1,4 @@
-"""storage.manifest: the dataset contract, path safety and deterministic writes."""
+"""videxperts.storage.manifest: the dataset contract, path safety and deterministic writes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.errors import UserError
-from storage.manifest import (
+from videxperts.errors import UserError
+from videxperts.storage.manifest import (
     ALLOW_OUTSIDE_ENV,
     ManifestError,
     check_relative_path,

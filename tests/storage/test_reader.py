@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storage.reader import StoreReader
-from storage.store import FeatureStore, StoreError
 from tests.storage.test_store import PROV
+from videxperts.storage.reader import StoreReader
+from videxperts.storage.store import FeatureStore, StoreError
 
 DIM, TDIM = 24, 10
 
@@ -149,9 +149,9 @@ def test_reader_snapshot_is_stable(built, tmp_path) -> None:
 @pytest.mark.parametrize("where", ["local", "memory"])
 def test_direct_chunk_reads_match_zarr(tmp_path, where) -> None:
     """The direct chunk path and the Zarr path return the same rows, incl. never-written chunks."""
-    from storage._fs import StoreRoot
-    from storage._gather import ChunkSource, gather_rows, segment_rows
-    from storage.store import FeatureStore as FS
+    from videxperts.storage._fs import StoreRoot
+    from videxperts.storage._gather import ChunkSource, gather_rows, segment_rows
+    from videxperts.storage.store import FeatureStore as FS
 
     url = str(tmp_path / "g.zarr") if where == "local" else f"memory://videxperts-tests/{tmp_path.name}/g.zarr"
     store = FS.open(url, "w")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import zarr
 
-from pipelines.errors import UserError
-from storage.reader import StoreReader
-from storage.store import FeatureStore, ProvenanceMismatchError, StoreError
+from videxperts.errors import UserError
+from videxperts.storage.reader import StoreReader
+from videxperts.storage.store import FeatureStore, ProvenanceMismatchError, StoreError
 
 PROV = {
     "backbone": "densenet161",

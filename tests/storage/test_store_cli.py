@@ -12,9 +12,9 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from pipelines.cli import cli
-from storage.store import FeatureStore
 from tests.storage.test_store import PROV, feats
+from videxperts.pipelines.cli import cli
+from videxperts.storage.store import FeatureStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,7 @@ def test_compact(url: str) -> None:
 def test_missing_store_is_one_line_error(tmp_path) -> None:
     missing = str(tmp_path / "nope.zarr")
     proc = subprocess.run(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "pipelines.cli", "store", "compact", missing],
+        [sys.executable, "-m", "videxperts.pipelines.cli", "store", "compact", missing],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from storage.reader import StoreReader  # noqa: E402
-from storage.store import FeatureStore  # noqa: E402
+from videxperts.storage.reader import StoreReader  # noqa: E402
+from videxperts.storage.store import FeatureStore  # noqa: E402
 
 EXPERTS = {"scene": 64, "audio": 16}
 PROV = {"backbone": "test", "weights": "random-init:seed=0", "sampling": {}, "extractor_version": "1"}

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage.reader import StoreReader
-from storage.store import FeatureStore
 from tests.storage.test_store_concurrency import EXPERTS, check_store, expected, spawn
+from videxperts.storage.reader import StoreReader
+from videxperts.storage.store import FeatureStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ def golden_view(result: dict, parameters: int) -> dict:
     """The parts of a fit result that must stay bit-identical: losses, metrics, best epoch, size."""
     history = [{k: v for k, v in row.items() if k not in _VOLATILE} for row in result["history"]]
     return {"parameters": parameters, "best_epoch": result["best_epoch"], "history": history,
-            "test": result.get("test", {})}
+            "test": dict(result.get("test", {}))}
 
 
 def check_golden(name: str, view: dict) -> None:

@@ -1,4 +1,4 @@
-"""Test helper: write synthetic splits (training.data.synthetic_splits) into a real feature store
+"""Test helper: write synthetic splits (videxperts.training.retrieval.data.synthetic_splits) into a real feature store
 through the FeatureStore writer API, plus the dataset's manifest/captions parquet files."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.store import FeatureStore
-from training.data import SplitData
+from videxperts.storage.store import FeatureStore
+from videxperts.training.retrieval.data import SplitData
 
 # A tiny CE config (one mean expert, one VLAD expert) for tests that train end to end.
 TINY_CFG = {
+    "task": "retrieval",
     "name": "tiny",
     "data": {"experts": {"a": {"dim": 12}, "s": {"dim": 6, "temporal": "vlad", "clusters": 2, "max_tokens": 4}},
              "text": {"encoder": "t1", "dim": 8, "max_tokens": 5, "max_captions": 3}},

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipelines.errors import UserError
-from training.config import OptimConfig
-from training.losses import distillation_loss, max_margin_ranking_loss
-from training.optim import Lookahead, build_optimizer, build_scheduler
+from videxperts.errors import UserError
+from videxperts.training.optim import Lookahead, build_optimizer, build_scheduler
+from videxperts.training.retrieval.config import OptimConfig
+from videxperts.training.retrieval.losses import distillation_loss, max_margin_ranking_loss
 
 
 def test_ranking_loss_hand_computed():

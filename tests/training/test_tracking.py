@@ -10,13 +10,14 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipelines.train_job import CRASH_ENV, TrainRequest, run_train
-from training import tracking
-from training.data import synthetic_splits
-from training.loop import TrainingError
-from training.tracking import TrackingUnavailable
+from videxperts.pipelines.train_job import CRASH_ENV, TrainRequest, run_train
+from videxperts.training import tracking
+from videxperts.training.retrieval.data import synthetic_splits
+from videxperts.training.runner import TrainingError
+from videxperts.training.tracking import TrackingUnavailable
 
 CFG = {
+    "task": "retrieval",
     "name": "tiny-crash",
     "data": {"experts": {"a": {"dim": 6}, "b": {"dim": 5}},
              "text": {"encoder": "t1", "dim": 4, "max_tokens": 4, "max_captions": 2}},
@@ -94,7 +95,7 @@ def test_mean_std():
 def test_crashed_training_ends_failed(tmp_path, monkeypatch):
     """A worker that dies with no retries left: the seed run and the parent run end FAILED."""
     torch.set_num_threads(1)
-    from training.config import load_config
+    from videxperts.training.retrieval.config import load_config
 
     splits = synthetic_splits(load_config(CFG), {"train": 12, "val": 4, "test": 4})
     monkeypatch.setenv(CRASH_ENV, "1")

@@ -18,11 +18,11 @@ import yaml
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from pipelines.cli import cli, main
 from tests.training.synth_store import tiny_cfg, write_store
-from training import tracking
-from training.config import load_config
-from training.data import synthetic_splits
+from videxperts.pipelines.cli import cli, main
+from videxperts.training import tracking
+from videxperts.training.retrieval.config import load_config
+from videxperts.training.retrieval.data import synthetic_splits
 
 CFG = tiny_cfg("tiny-cli", epochs=5)
 
@@ -102,9 +102,10 @@ def test_evaluate_reproduces_the_logged_test_metrics(trained):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["split"] == "test" and out["videos"] == 12
-    for d in ("t2v", "v2t"):
-        for k, v in out[d].items():
-            assert v == pytest.approx(child.data.metrics[f"test/{d}/{k}"], rel=1e-5, abs=1e-6)
+    assert out["task"] == "retrieval" and out["queries"] > 0
+    assert {k.split("/")[0] for k in out["metrics"]} == {"t2v", "v2t"}
+    for k, v in out["metrics"].items():
+        assert v == pytest.approx(child.data.metrics[f"test/{k}"], rel=1e-5, abs=1e-6)
 
 
 def test_report_table(trained):
@@ -112,14 +113,17 @@ def test_report_table(trained):
                                    "--v2t"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    (row,) = out["t2v"]
+    t2v, v2t = out["tables"]
+    assert (t2v["task"], t2v["title"], v2t["title"]) == ("retrieval", "text->video", "video->text")
+    (row,) = t2v["rows"]
     assert row["model"] == "tiny-cli" and row["seeds"] == 2 and row["parameters"] > 0
     pm = trained["parent"].data.metrics
-    assert row["metrics"]["Geom"]["mean"] == pytest.approx(pm["test/t2v/Geom_mean"])
-    assert row["metrics"]["MdR"]["std"] == pytest.approx(pm["test/t2v/MdR_std"])
-    assert out["v2t"][0]["metrics"]["R1"]["mean"] == pytest.approx(pm["test/v2t/R1_mean"])
+    assert row["metrics"]["t2v/Geom"]["mean"] == pytest.approx(pm["test/t2v/Geom_mean"])
+    assert row["metrics"]["t2v/MdR"]["std"] == pytest.approx(pm["test/t2v/MdR_std"])
+    assert v2t["rows"][0]["metrics"]["v2t/R1"]["mean"] == pytest.approx(pm["test/v2t/R1_mean"])
     text = CliRunner().invoke(cli, ["report", "--experiment", "cli", "--work-dir", trained["work"]]).output
-    assert "R@1" in text and "tiny-cli" in text and f"{row['metrics']['R1']['mean']:.1f} (" in text
+    assert "R@1" in text and "tiny-cli" in text and f"{row['metrics']['t2v/R1']['mean']:.1f} (" in text
+    assert "video->text" not in text  # the first table only, unless --all-tables
     md = CliRunner().invoke(cli, ["report", "--experiment", "cli", "--work-dir", trained["work"],
                                   "--markdown"]).output
     assert md.splitlines()[1].startswith("| model | R@1")

@@ -20,9 +20,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.training.synth_store import tiny_cfg, write_store
-from training import tracking
-from training.config import load_config
-from training.data import synthetic_splits
+from videxperts.training import tracking
+from videxperts.training.retrieval.config import load_config
+from videxperts.training.retrieval.data import synthetic_splits
 
 pytestmark = pytest.mark.slow
 EPOCHS = 8

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training.config import TrainConfig, load_config
-from training.models.ce import CollaborativeExperts
+from videxperts.training.retrieval.config import TrainConfig, load_config
+from videxperts.training.retrieval.models.ce import CollaborativeExperts
 
 
 def build_model(cfg: TrainConfig | str | Path | dict[str, Any]) -> CollaborativeExperts:

@@ -8,18 +8,20 @@ import torch
 
 from tests.training.golden import check_golden, golden_view
 from tests.training.synth_store import tiny_cfg
-from training.config import load_config
-from training.data import synthetic_splits
-from training.describe import count_parameters
-from training.loop import LoopOptions, Reporter, build_model, fit, read_result, run_ray_training, t2v_ranks
-from training.teachtext import (
+from videxperts.training.checkpoint import save_model_checkpoint
+from videxperts.training.describe import count_parameters
+from videxperts.training.retrieval.config import load_config
+from videxperts.training.retrieval.data import synthetic_splits
+from videxperts.training.retrieval.evaluation import t2v_ranks
+from videxperts.training.retrieval.models import build_model
+from videxperts.training.retrieval.teachtext import (
     Teacher,
     denoise_mask,
     load_teachers,
     mask_from_ranks,
-    save_model_checkpoint,
     teacher_similarities,
 )
+from videxperts.training.runner import LoopOptions, Reporter, fit, read_result, run_ray_training
 
 BASE = tiny_cfg("tt", epochs=3)
 
@@ -85,7 +87,7 @@ def test_denoise_mask_keeps_captions_the_teachers_rank_well(splits):
     keep = denoise_mask(teachers, data, threshold=3, device=torch.device("cpu"))
     assert keep.shape == data.caption_mask.shape and not (keep & ~data.caption_mask).any()
     assert keep.any(axis=1)[data.caption_mask.any(axis=1)].all()  # every video keeps a caption
-    from training.teachtext import teacher_split_similarities
+    from videxperts.training.retrieval.teachtext import teacher_split_similarities
 
     sims, cv, ci = teacher_split_similarities(teachers, data, torch.device("cpu"))
     ranks = t2v_ranks(sims, cv)
@@ -106,7 +108,7 @@ def test_student_trains_with_two_teachers(splits, tmp_path, tmp_path_factory):
     assert [t.encoder for t in teachers] == ["t1", "t2"]
     student_cfg = _cfg("t1", name="student",
                        teachtext={"teachers": paths, "weight": 1.0, "denoise": {"threshold": 10}})
-    student = fit(student_cfg, splits, LoopOptions(), Reporter(), teachers=teachers)
+    student = fit(student_cfg, splits, LoopOptions(), Reporter(), {"teachers": teachers})
     hist = student["history"]
     assert all(h["train/distill"] > 0 for h in hist)
     assert hist[-1]["train/loss"] < hist[0]["train/loss"]
@@ -122,7 +124,7 @@ def test_student_trains_with_two_teachers(splits, tmp_path, tmp_path_factory):
         ray.init(num_cpus=2, include_dashboard=False)
     res = run_ray_training(student_cfg, {"kind": "arrays", "splits": splits}, LoopOptions(), num_workers=2,
                            storage_path=str(tmp_path_factory.mktemp("tt-ray")), name="tt2", max_failures=0,
-                           teachers=paths)
+                           resources={"teacher_paths": paths})
     assert res.error is None
     with tempfile.TemporaryDirectory() as d:
         two, _, _ = read_result(res.checkpoint.to_directory(d))

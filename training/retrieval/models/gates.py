@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.models.norm import MaskedBatchNorm1d
+from videxperts.training.retrieval.models.norm import MaskedBatchNorm1d
 
 
 def _zero_rows(x: Tensor, mask: Tensor | None) -> Tensor:

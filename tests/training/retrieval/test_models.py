@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.config import VARIANTS, load_config
-from training.describe import describe_model, format_description
-from training.models import build_model, cat_embeddings, slice_embeddings
+from videxperts.training.describe import describe_model, format_description
+from videxperts.training.retrieval.config import VARIANTS, load_config
+from videxperts.training.retrieval.models import build_model, cat_embeddings, slice_embeddings
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "train"
 TEXT_DIM, TEXT_LEN = 12, 6
 
 
@@ -266,7 +266,7 @@ def test_input_errors_are_clear():
 
 
 def test_chunked_metrics_from_model_embeddings_match_full_matrix():
-    from training.metrics import retrieval_metrics, retrieval_metrics_from_embeddings
+    from videxperts.training.retrieval.metrics import retrieval_metrics, retrieval_metrics_from_embeddings
 
     torch.manual_seed(6)
     cfg = small_cfg("ce")
@@ -284,13 +284,14 @@ def test_chunked_metrics_from_model_embeddings_match_full_matrix():
 def test_ce_learns_a_toy_retrieval_problem():
     """Experts and captions are noisy views of one latent per video; a few Adam steps on the
     ranking loss must lift train-set R@1 far above chance (1/32)."""
-    from training.losses import max_margin_ranking_loss
-    from training.metrics import retrieval_metrics
+    from videxperts.training.retrieval.losses import max_margin_ranking_loss
+    from videxperts.training.retrieval.metrics import retrieval_metrics
 
     g = torch.Generator().manual_seed(0)
     n = 32
     z = torch.randn(n, 6, generator=g)
     cfg = load_config({
+        "task": "retrieval",
         "name": "learn",
         "data": {"experts": {"scene": {"dim": 16}, "face": {"dim": 8},
                              "audio": {"dim": 6, "temporal": "vlad", "clusters": 2, "max_tokens": 4}},
@@ -329,7 +330,7 @@ def test_ce_learns_a_toy_retrieval_problem():
 
 def test_collaborative_gating_matches_pairwise_definition():
     """g_i = mean over available j of g([x_i; x_j]) with g = Linear(2d->d), 2 × [BN, Mish, Linear]."""
-    from training.models import CollaborativeGating
+    from videxperts.training.retrieval.models import CollaborativeGating
 
     torch.manual_seed(8)
     cg = CollaborativeGating(8, num_g_layers=3).eval()
@@ -359,7 +360,7 @@ def test_collaborative_gating_matches_pairwise_definition():
 
 
 def test_geu_and_reasoning_gate_formulas():
-    from training.models import GatedEmbeddingUnit, ReasoningGate
+    from videxperts.training.retrieval.models import GatedEmbeddingUnit, ReasoningGate
 
     torch.manual_seed(9)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from training.models.build import build_model
-from training.models.ce import CollaborativeExperts
-from training.models.gates import (
+from videxperts.training.retrieval.models.build import build_model
+from videxperts.training.retrieval.models.ce import CollaborativeExperts
+from videxperts.training.retrieval.models.gates import (
     CollaborativeGating,
     ContextGating,
     GatedEmbeddingUnit,
@@ -16,8 +16,8 @@ from training.models.gates import (
     ReasoningGate,
     ReduceDim,
 )
-from training.models.netvlad import NetVLAD
-from training.models.norm import MaskedBatchNorm1d
+from videxperts.training.retrieval.models.netvlad import NetVLAD
+from videxperts.training.retrieval.models.norm import MaskedBatchNorm1d
 
 Embeddings = dict[str, Tensor]
 

@@ -15,7 +15,7 @@ expert's own NetVLAD (no ghosts) for `vlad` experts. The "native dimension" of a
 expert in MoEE is its per-token dim D_e (published `expert_dims`: in K·D_e, out D_e).
 
 Encoders return plain dicts of tensors whose first dimension is the batch, so evaluation
-can encode in chunks and concatenate (`training.models.cat_embeddings`):
+can encode in chunks and concatenate (`videxperts.training.retrieval.models.cat_embeddings`):
 - text:  `{"weights": [C, E], <expert>: [C, d_e] ...}` (concat: `{"weights", "concat"}`)
 - video: `{"available": [B, E] float, <expert>: [B, d_e] ...}` (concat: `{"available", "concat"}`)
 """
@@ -26,15 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.config import TrainConfig
-from training.models.gates import (
+from videxperts.training.retrieval.config import TrainConfig
+from videxperts.training.retrieval.models.gates import (
     CollaborativeGating,
     GatedEmbeddingUnit,
     PlainGate,
     ReasoningGate,
     ReduceDim,
 )
-from training.models.netvlad import NetVLAD
+from videxperts.training.retrieval.models.netvlad import NetVLAD
 
 CONCAT_KEY = "concat"
 

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from training.models import MaskedBatchNorm1d, NetVLAD
+from videxperts.training.retrieval.models import MaskedBatchNorm1d, NetVLAD
 
 
 def _reference(vlad: NetVLAD, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The training loop: it learns; 1 and 2 Ray Train workers agree; a killed run resumes to the same result.
+"""The training runner (with the retrieval task): it learns; 1 and 2 Ray Train workers agree; a killed run resumes to the same result.
 
 Ray Train runs are slow to start, so this module runs three of them (shared by module fixtures).
 """
@@ -12,12 +12,14 @@ import pytest
 import torch
 
 from tests.training.golden import check_golden, golden_view
-from training.config import load_config
-from training.data import synthetic_splits
-from training.describe import count_parameters
-from training.loop import LoopOptions, Reporter, build_model, fit, read_result, run_ray_training
+from videxperts.training.describe import count_parameters
+from videxperts.training.retrieval.config import load_config
+from videxperts.training.retrieval.data import synthetic_splits
+from videxperts.training.retrieval.models import build_model
+from videxperts.training.runner import LoopOptions, Reporter, fit, read_result, run_ray_training
 
 CFG = {
+    "task": "retrieval",
     "name": "tiny-ce",
     "data": {
         "experts": {"a": {"dim": 12}, "b": {"dim": 10},
@@ -78,8 +80,8 @@ def test_training_lowers_loss_and_beats_chance(cfg, splits):
     assert max(h["val/t2v/R1"] for h in hist) > 2 * chance_r1
     best = max(range(4), key=lambda i: hist[i]["val/t2v/Geom"])
     assert result["best_epoch"] == hist[best]["epoch"]
-    assert result["test"]["t2v"]["MnR"] < (SIZES["test"] + 1) / 2  # better than random ranking
-    assert len(result["ranks"]) == int(splits["test"].caption_mask.sum())
+    assert result["test"]["t2v/MnR"] < (SIZES["test"] + 1) / 2  # better than random ranking
+    assert len(result["arrays"]["t2v_ranks"]) == int(splits["test"].caption_mask.sum())
 
 
 def _close(a: dict, b: dict, rtol: float = 1e-4) -> None:
@@ -90,9 +92,9 @@ def _close(a: dict, b: dict, rtol: float = 1e-4) -> None:
         for k in ("val/t2v/Geom", "val/t2v/MnR", "val/v2t/MnR"):
             np.testing.assert_allclose(x[k], y[k], rtol=rtol, atol=1e-6)
     assert a["best_epoch"] == b["best_epoch"]
-    for d in ("t2v", "v2t"):
-        for k, v in a["test"][d].items():
-            np.testing.assert_allclose(v, b["test"][d][k], rtol=rtol, atol=1e-6)
+    assert set(a["test"]) == set(b["test"])
+    for k, v in a["test"].items():
+        np.testing.assert_allclose(v, b["test"][k], rtol=rtol, atol=1e-6)
 
 
 def test_in_process_matches_ray_one_worker(cfg, splits, one_worker):
@@ -129,7 +131,6 @@ def test_every_ablation_trains_on_two_workers(variant, cfg, splits, ray_local, t
                         "model": {**cfg.to_dict()["model"], "variant": variant},
                         "train": {**cfg.to_dict()["train"], "epochs": 2}})
     two, state, ranks = _ray_run(vcfg, splits, tmp_path_factory.mktemp(variant), variant, num_workers=2)
-    assert state["epoch"] == 2 and len(ranks) == int(splits["test"].caption_mask.sum())
-    for d in ("t2v", "v2t"):
-        assert all(np.isfinite(v) for v in two["test"][d].values())
+    assert state["epoch"] == 2 and len(ranks["t2v_ranks"]) == int(splits["test"].caption_mask.sum())
+    assert all(np.isfinite(v) for v in two["test"].values())
     _close(two, fit(vcfg, splits, LoopOptions(), Reporter()))

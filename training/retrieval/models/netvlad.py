@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.models.norm import MaskedBatchNorm1d
+from videxperts.training.retrieval.models.norm import MaskedBatchNorm1d
 
 
 class NetVLAD(nn.Module):

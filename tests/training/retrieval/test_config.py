@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.errors import UserError
-from training.config import ConfigError, TrainConfig, load_config
+from videxperts.errors import UserError
+from videxperts.training.retrieval.config import ConfigError, TrainConfig, load_config
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "train"
 
 MINIMAL = {
+    "task": "retrieval",
     "name": "t",
     "data": {
         "experts": {

@@ -1,6 +1,6 @@
 """Training data: the store reader's numpy arrays as one in-memory split, and the batch sampler.
 
-Everything a model sees comes from ``storage.reader.StoreReader`` (``load_expert`` /
+Everything a model sees comes from ``videxperts.storage.reader.StoreReader`` (``load_expert`` /
 ``load_text``); :func:`load_split` turns those arrays into a :class:`SplitData`. Tests and
 benchmarks build a :class:`SplitData` from arrays directly through :meth:`SplitData.from_arrays`,
 the same constructor the reader path uses, so the training loop has one code path.
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from pipelines.errors import UserError
-
-SPLITS = ("train", "val", "test")
+from videxperts.errors import UserError
 
 
 def cfg_get(obj: Any, key: str, default: Any = None) -> Any:
@@ -178,7 +175,7 @@ class SplitData:
 
 
 def _reader(store: Any) -> Any:
-    from storage.reader import StoreReader
+    from videxperts.storage.reader import StoreReader
 
     return store if hasattr(store, "load_expert") else StoreReader(store)
 
@@ -200,50 +197,6 @@ def load_split(store: Any, cfg: Any, video_ids: Sequence[str], text_encoder: str
     encoder = text_encoder or ts["encoder"]
     text = reader.load_text(encoder, list(video_ids), max_captions=ts["max_captions"], max_tokens=ts["max_tokens"])
     return SplitData.from_arrays(video_ids, experts, text, text_encoder=encoder)
-
-
-def read_splits(data_dir: str | Path | None = None, store: Any = None) -> dict[str, list[str]]:
-    """Video ids per split: from ``DATA/manifest.parquet`` or, failing that, the store's attributes."""
-    if data_dir is not None:
-        path = Path(data_dir)
-        manifest = path / "manifest.parquet" if path.is_dir() else path
-        if not manifest.exists():
-            raise UserError(f"no manifest.parquet in {data_dir}")
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(manifest, columns=["video_id", "split"]).to_pydict()
-        splits: dict[str, list[str]] = {s: [] for s in SPLITS}
-        for vid, split in zip(table["video_id"], table["split"], strict=True):
-            splits.setdefault(str(split), []).append(str(vid))
-        return {k: sorted(v) for k, v in splits.items()}
-    if store is not None:
-        info = _store_info(store)
-        splits = info.get("splits") if isinstance(info, dict) else None
-        if isinstance(splits, dict):
-            return {str(k): sorted(map(str, v)) for k, v in splits.items()}
-    raise UserError("no split information: pass --data DIR (the dataset with manifest.parquet)")
-
-
-def _store_info(store: Any) -> dict:
-    try:
-        from storage.store import FeatureStore
-
-        st = FeatureStore.open(store, mode="r") if isinstance(store, str | Path) else store
-        return st.info()
-    except Exception:  # noqa: BLE001 - split info in the store is optional
-        return {}
-
-
-def read_caption_texts(data_dir: str | Path) -> dict[tuple[str, int], str]:
-    """Caption strings keyed by (video_id, caption_idx), for reports and examples."""
-    import pyarrow.parquet as pq
-
-    path = Path(data_dir)
-    file = path / "captions.parquet" if path.is_dir() else path
-    if not file.exists():
-        return {}
-    t = pq.read_table(file, columns=["video_id", "caption_idx", "caption"]).to_pydict()
-    return {(str(v), int(i)): str(c) for v, i, c in zip(t["video_id"], t["caption_idx"], t["caption"], strict=True)}
 
 
 class GlobalBatchSampler:

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.metrics import (
+from videxperts.training.retrieval.metrics import (
     metrics_from_ranks,
     retrieval_metrics,
     retrieval_metrics_from_embeddings,

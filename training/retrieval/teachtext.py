@@ -17,17 +17,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipelines.errors import UserError
-from training.data import SplitData
-
-MODEL_FILE = "model.pt"
-MODEL_ARTIFACT = f"checkpoint/{MODEL_FILE}"
+from videxperts.errors import UserError
+from videxperts.training.retrieval.data import SplitData
 
 
 @dataclass
@@ -40,56 +36,10 @@ class Teacher:
     experts: list[str]
 
 
-def load_model_checkpoint(path: str | Path) -> tuple[Any, nn.Module, dict]:
-    """(TrainConfig, model with weights, raw checkpoint) from ``model.pt``, a directory holding it,
-    or a training checkpoint directory (``state.pt``: its best weights)."""
-    from training.config import load_config
-    from training.loop import STATE_FILE, build_model
-
-    p = Path(path)
-    if p.is_dir():
-        p = p / MODEL_FILE if (p / MODEL_FILE).exists() else p / STATE_FILE
-    if not p.exists():
-        raise UserError(f"checkpoint not found: {path}")
-    ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    if "config" not in ckpt:
-        raise UserError(f"{p}: not a videxperts checkpoint (no config inside)")
-    cfg = load_config(ckpt["config"])
-    model = build_model(cfg)
-    weights = ckpt.get("best_model") or ckpt["model"]
-    model.load_state_dict(weights)
-    model.eval()
-    return cfg, model, ckpt
-
-
-def save_model_checkpoint(path: str | Path, cfg: Any, state: dict) -> Path:
-    """``model.pt``: the config and the best weights of a training state (what teachers/evaluate load)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "videxperts-model-v1", "config": cfg.to_dict(),
-                "model": state.get("best_model") or state["model"], "best_epoch": int(state.get("best_epoch", 0)),
-                "best_val_geom": float(state.get("best_metric", float("nan")))}, path)
-    return path
-
-
-def resolve_checkpoint(ref: str, tracking_uri: str | None, dest: str | Path) -> str:
-    """A local checkpoint path for ``ref``: an existing path, or an MLflow run id (its best model)."""
-    if Path(ref).exists():
-        return str(Path(ref).resolve())
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    try:
-        client.get_run(ref)
-    except MlflowException as exc:
-        raise UserError(f"teacher/checkpoint {ref!r} is neither a file nor an MLflow run id ({tracking_uri})") from exc
-    Path(dest).mkdir(parents=True, exist_ok=True)
-    return client.download_artifacts(ref, MODEL_ARTIFACT, str(dest))
-
-
 def load_teachers(paths: list[str], device: torch.device) -> list[Teacher]:
-    """Teachers from local checkpoint paths (resolve run ids first with :func:`resolve_checkpoint`)."""
+    """Teachers from local checkpoint paths (resolve run ids first with :func:`resolve_teachers`)."""
+    from videxperts.training.checkpoint import load_model_checkpoint
+
     teachers = []
     for path in paths:
         cfg, model, _ = load_model_checkpoint(path)
@@ -109,7 +59,8 @@ def _check_experts(teacher: Teacher, data: SplitData) -> None:
 def teacher_similarities(teachers: list[Teacher], data: SplitData, vid: np.ndarray, cap: np.ndarray,
                          device: torch.device) -> torch.Tensor:
     """Average over teachers of Σ_e text_e·video_eᵀ for the global batch (gathered across workers)."""
-    from training.loop import encode_captions, encode_videos, gather_cat, tree_map
+    from videxperts.training.distributed import gather_cat, tree_map
+    from videxperts.training.retrieval.evaluation import encode_captions, encode_videos
 
     total = None
     for t in teachers:
@@ -127,7 +78,8 @@ def teacher_similarities(teachers: list[Teacher], data: SplitData, vid: np.ndarr
 def teacher_split_similarities(teachers: list[Teacher], data: SplitData, device: torch.device,
                                chunk: int = 256) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Averaged teacher matrix over a whole split: every valid caption × every video."""
-    from training.loop import encode_captions, encode_videos, tree_cat
+    from videxperts.training.distributed import tree_cat
+    from videxperts.training.retrieval.evaluation import encode_captions, encode_videos
 
     n = len(data)
     cap_video, cap_idx = data.captions()
@@ -159,7 +111,7 @@ def mask_from_ranks(ranks: np.ndarray, cap_video: np.ndarray, cap_idx: np.ndarra
 
 def denoise_mask(teachers: list[Teacher], data: SplitData, threshold: int, device: torch.device) -> np.ndarray:
     """``[N, C]`` mask of the training captions to keep (see the module docstring)."""
-    from training.loop import t2v_ranks
+    from videxperts.training.retrieval.evaluation import t2v_ranks
 
     sims, cap_video, cap_idx = teacher_split_similarities(teachers, data, device)
     ranks = t2v_ranks(sims, cap_video)
@@ -168,5 +120,7 @@ def denoise_mask(teachers: list[Teacher], data: SplitData, threshold: int, devic
 
 def resolve_teachers(refs: list[str], tracking_uri: str | None, work_dir: str | Path | None = None) -> list[str]:
     """Local checkpoint paths for the config's teacher references (run ids or paths)."""
+    from videxperts.training.checkpoint import resolve_checkpoint
+
     dest = Path(work_dir) / "teachers" if work_dir is not None else Path(tempfile.mkdtemp(prefix="vx-teachers-"))
     return [resolve_checkpoint(ref, tracking_uri, dest / f"{i}") for i, ref in enumerate(refs)]

@@ -1,16 +1,18 @@
-"""training.data: reader arrays -> SplitData (through a real store), splits, the global batch sampler."""
+"""videxperts.training.retrieval.data: reader arrays -> SplitData (through a real store), splits, the global batch sampler."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipelines.errors import UserError
 from tests.training.synth_store import write_store
-from training.config import load_config
-from training.data import GlobalBatchSampler, load_split, read_caption_texts, read_splits, synthetic_splits
+from videxperts.errors import UserError
+from videxperts.training.retrieval.config import load_config
+from videxperts.training.retrieval.data import GlobalBatchSampler, load_split, synthetic_splits
+from videxperts.training.splits import read_caption_texts, read_splits
 
 CFG = {
+    "task": "retrieval",
     "name": "tiny",
     "data": {"experts": {"a": {"dim": 6}, "s": {"dim": 4, "temporal": "vlad", "clusters": 2, "max_tokens": 3}},
              "text": {"encoder": "t1", "dim": 5, "max_tokens": 4, "max_captions": 3}},

@@ -1,0 +1,83 @@
+"""Model checkpoints of every task: ``model.pt`` holds the config and the best weights.
+
+A training state (``state.pt`` of an epoch checkpoint) and a model checkpoint both carry the
+config, so a checkpoint alone rebuilds its model through its task. Loading is
+``torch.load(weights_only=True)``: a file with other pickled content is refused in one line.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from videxperts.errors import UserError
+
+MODEL_FILE = "model.pt"
+MODEL_ARTIFACT = f"checkpoint/{MODEL_FILE}"
+STATE_FILE = "state.pt"
+FORMAT = "videxperts-model-v1"
+
+
+def save_model_checkpoint(path: str | Path, cfg: Any, state: dict) -> Path:
+    """``model.pt``: the config and the best weights of a training state (what evaluate and teachers load)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": FORMAT, "config": cfg.to_dict(),
+                "model": state.get("best_model") or state["model"], "best_epoch": int(state.get("best_epoch", 0)),
+                "best_metric": float(state.get("best_metric", float("nan")))}, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[Path, dict]:
+    """(the file, its content) of ``model.pt``, a folder holding it, or a training checkpoint folder."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE if (p / MODEL_FILE).exists() else p / STATE_FILE
+    if not p.exists():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(f"{p}: not a videxperts checkpoint (unsafe content refused)") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"{p}: not a readable checkpoint ({str(exc).strip().splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or "config" not in ckpt:
+        raise UserError(f"{p}: not a videxperts checkpoint (no config inside)")
+    return p, ckpt
+
+
+def load_model_checkpoint(path: str | Path) -> tuple[Any, nn.Module, dict]:
+    """(typed config, model with its best weights in eval mode, raw checkpoint)."""
+    from videxperts.training.config import load_config
+    from videxperts.training.task import task_of
+
+    p, ckpt = read_checkpoint(path)
+    cfg = load_config(ckpt["config"])
+    model = task_of(cfg).build_model(cfg)
+    weights = ckpt.get("best_model") or ckpt["model"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise UserError(f"{p}: weights do not fit the model of its config ({str(exc).splitlines()[0][:200]})") from None
+    model.eval()
+    return cfg, model, ckpt
+
+
+def resolve_checkpoint(ref: str, tracking_uri: str | None, dest: str | Path) -> str:
+    """A local checkpoint path for ``ref``: an existing path, or an MLflow run id (its best model)."""
+    if Path(ref).exists():
+        return str(Path(ref).resolve())
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    try:
+        client.get_run(ref)
+    except MlflowException as exc:
+        raise UserError(f"checkpoint {ref!r} is neither a file nor an MLflow run id ({tracking_uri})") from exc
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    return client.download_artifacts(ref, MODEL_ARTIFACT, str(dest))

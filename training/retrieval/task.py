@@ -1,0 +1,164 @@
+"""The retrieval task: CE, its ablations and TeachText plugged into the training harness.
+
+One global batch holds one caption per video; every worker encodes its slice, the embeddings
+are all-gathered (differentiably) and each worker computes the max-margin ranking loss over
+the whole B×B batch (plus TeachText's distillation against the teachers' averaged
+similarities). The best epoch is the one with the highest validation text->video Geom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from videxperts.errors import UserError
+from videxperts.training.distributed import gather_cat, tree_map
+from videxperts.training.retrieval.data import GlobalBatchSampler, SplitData
+from videxperts.training.task import Column, Evaluation, Selection, Task
+
+_RANK_COLUMNS = (("R1", "R@1"), ("R5", "R@5"), ("R10", "R@10"), ("R50", "R@50"), ("MdR", "MdR"), ("MnR", "MnR"),
+                 ("Geom", "Geom"))
+
+
+class RetrievalStep(nn.Module):
+    """The whole per-batch loss in one ``forward`` so that DDP sees every parameter use."""
+
+    def __init__(self, model: nn.Module, margin: float, distill_weight: float = 0.0) -> None:
+        super().__init__()
+        self.model = model
+        self.margin = margin
+        self.distill_weight = distill_weight
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        from videxperts.training.retrieval.losses import distillation_loss, max_margin_ranking_loss
+
+        video = self.model.encode_video(*batch["video"])
+        text = self.model.encode_text(*batch["text"])
+        video_all = tree_map(gather_cat, video)  # gathered in this order on every rank
+        text_all = tree_map(gather_cat, text)
+        sims = self.model.similarity(text_all, video_all).float()
+        loss = max_margin_ranking_loss(sims, self.margin)
+        teacher_sims = batch.get("teacher_sims")
+        if teacher_sims is None:
+            return {"loss": loss}
+        distill = distillation_loss(sims, teacher_sims.float())
+        return {"loss": loss + self.distill_weight * distill, "distill": distill.detach()}
+
+
+class RetrievalTask(Task):
+    name = "retrieval"
+    selection = Selection("val/t2v/Geom", "max")
+    report_tables = {
+        "text->video": tuple(Column(f"t2v/{k}", h) for k, h in _RANK_COLUMNS),
+        "video->text": tuple(Column(f"v2t/{k}", h) for k, h in _RANK_COLUMNS),
+    }
+
+    # ------------------------------------------------------------------ config and model
+    def parse_config(self, raw: dict[str, Any], source: str) -> Any:
+        from videxperts.training.retrieval.config import parse_config
+
+        return parse_config(raw, source)
+
+    def build_model(self, cfg: Any) -> nn.Module:
+        from videxperts.training.retrieval.models import build_model
+
+        return build_model(cfg)
+
+    def describe(self, cfg: Any, model: nn.Module) -> dict[str, Any]:
+        return {"variant": cfg.model.variant, "experts": {n: cfg.data.experts[n].temporal for n in cfg.expert_names},
+                "shared_dim": cfg.model.shared_dim}
+
+    def run_tags(self, cfg: Any) -> dict[str, str]:
+        return {"model.variant": cfg.model.variant, "text.encoder": cfg.data.text.encoder}
+
+    def run_params(self, cfg: Any) -> dict[str, Any]:
+        return {"experts": ",".join(cfg.expert_names), "text_encoder": cfg.data.text.encoder}
+
+    # ------------------------------------------------------------------ data
+    def check_store(self, cfg: Any, store: Any, source: str, url: str) -> None:
+        """Every expert and the text encoder of ``cfg`` are in ``store`` with the config's dims."""
+        have = store.experts
+        for name, spec in cfg.data.experts.items():
+            if name not in have:
+                raise UserError(f"{source}: data.experts.{name}: store {url} has no features for this expert "
+                                f"(it has: {', '.join(sorted(have)) or 'none'})")
+            if int(have[name]["dim"]) != int(spec.dim):
+                raise UserError(f"{source}: data.experts.{name}.dim is {spec.dim} but store {url} holds "
+                                f"{have[name]['dim']}-dim features for {name!r}")
+        text, encoders = cfg.data.text, store.text_encoders
+        if text.encoder not in encoders:
+            raise UserError(f"{source}: data.text.encoder: store {url} has no captions encoded with "
+                            f"{text.encoder!r} (it has: {', '.join(sorted(encoders)) or 'none'})")
+        if int(encoders[text.encoder]["dim"]) != int(text.dim):
+            raise UserError(f"{source}: data.text.dim is {text.dim} but store {url} holds "
+                            f"{encoders[text.encoder]['dim']}-dim {text.encoder!r} tokens")
+
+    def load_split(self, reader: Any, cfg: Any, video_ids: list[str], resources: Mapping[str, Any]) -> SplitData:
+        from videxperts.training.retrieval.data import load_split
+
+        data = load_split(reader, cfg, video_ids)
+        ts = cfg.data.text
+        for enc in sorted({t.encoder for t in resources.get("teachers") or []} - {ts.encoder}):
+            data.add_text(enc, reader.load_text(enc, data.video_ids, max_captions=ts.max_captions,
+                                                max_tokens=ts.max_tokens))
+        return data
+
+    def driver_resources(self, cfg: Any, tracking_uri: str | None, work_dir: Path) -> dict[str, Any]:
+        if cfg.teachtext is None:
+            return {}
+        from videxperts.training.retrieval.teachtext import resolve_teachers
+
+        return {"teacher_paths": resolve_teachers(list(cfg.teachtext.teachers), tracking_uri, work_dir / "teachers")}
+
+    def worker_resources(self, cfg: Any, resources: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+        out = dict(resources)
+        if resources.get("teacher_paths"):
+            from videxperts.training.retrieval.teachtext import load_teachers
+
+            out["teachers"] = load_teachers(list(resources["teacher_paths"]), device)
+        return out
+
+    # ------------------------------------------------------------------ training
+    def step_module(self, model: nn.Module, cfg: Any) -> nn.Module:
+        weight = float(cfg.teachtext.weight) if cfg.teachtext is not None else 0.0
+        return RetrievalStep(model, float(cfg.loss.margin), weight)
+
+    def prepare(self, cfg: Any, splits: Mapping[str, Any], resources: dict[str, Any], device: torch.device) -> None:
+        """TeachText denoising (teachers rank every training caption), then the batch sampler."""
+        train, teachers, keep = splits["train"], resources.get("teachers"), None
+        tt = cfg.teachtext
+        if teachers and tt is not None and tt.denoise is not None:
+            from videxperts.training.retrieval.teachtext import denoise_mask
+
+            keep = denoise_mask(teachers, train, tt.denoise.threshold, device)
+        resources["sampler"] = GlobalBatchSampler(train.caption_mask, cfg.train.batch_size, int(cfg.train.seed),
+                                                  keep=keep)
+        resources["device"] = device
+
+    def epoch_batches(self, cfg: Any, splits: Mapping[str, Any], resources: Mapping[str, Any], epoch: int,
+                      rank: int, world_size: int) -> Iterator[dict[str, Any]]:
+        train, teachers, device = splits["train"], resources.get("teachers"), resources["device"]
+        for vid, cap in resources["sampler"].shards(epoch, rank, world_size):
+            batch: dict[str, Any] = {"video": train.video_batch(vid), "text": train.text_batch(vid, cap)}
+            if teachers:
+                from videxperts.training.retrieval.teachtext import teacher_similarities
+
+                batch["teacher_sims"] = teacher_similarities(teachers, train, vid, cap, device)
+            yield batch
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, model: nn.Module, data: SplitData, device: torch.device) -> Evaluation:
+        from videxperts.training.retrieval.evaluation import evaluate_split
+
+        return evaluate_split(model, data, device)
+
+    def plots(self, result: dict[str, Any], arrays: Mapping[str, np.ndarray], out_dir: Path, title: str) -> None:
+        from videxperts.training.plots import rank_distribution
+
+        rank_distribution(arrays.get("t2v_ranks", np.zeros(0)), out_dir / "rank_distribution.png",
+                          f"{title}: test t2v")

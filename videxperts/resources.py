@@ -1,0 +1,44 @@
+"""Shipped configs by name: extraction profiles and training configs are package data.
+
+``videxperts.configs`` holds ``extract/<name>.yaml`` and ``train/<name>.yaml`` (subfolders give
+names such as ``importance/ce_no_audio``). Every option that takes a config accepts a name or a
+path; ``$VIDEXPERTS_CONFIGS`` points at another folder with the same layout.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from pathlib import Path
+
+CONFIGS_ENV = "VIDEXPERTS_CONFIGS"
+
+
+def configs_root() -> Path:
+    """The folder with ``extract/`` and ``train/``: ``$VIDEXPERTS_CONFIGS`` or the installed package data."""
+    env = os.environ.get(CONFIGS_ENV)
+    return Path(env) if env else Path(str(files("videxperts.configs")))
+
+
+def config_names(kind: str) -> list[str]:
+    """Names of the shipped configs of ``kind`` ("extract" or "train"), sorted."""
+    root = configs_root() / kind
+    if not root.is_dir():
+        return []
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
+
+
+def config_path(kind: str, name_or_path: str | os.PathLike[str]) -> Path:
+    """An existing file is taken as it is; otherwise ``name`` is looked up among the shipped configs.
+
+    The returned path may not exist: callers say "not found" with the known names.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = str(name_or_path)
+    for suffix in (".yaml", ".yml"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    candidate = configs_root() / kind / f"{name}.yaml"
+    return candidate if candidate.is_file() else path
