@@ -5,7 +5,7 @@ on random features of the published dimensions (videxperts.training.retrieval.da
 in its own subprocess so peak memory is that mode's own:
 
 * ``plain``: build_model + Ranger + ranking loss, a bare loop over batches (no Ray, no DDP);
-* ``fit``: this project's loop (videxperts.training.loop.fit) in-process, 1 worker, no Ray;
+* ``fit``: this project's loop (videxperts.training.runner.fit) in-process, 1 worker, no Ray;
 * ``ray``: the same loop under Ray Train's TorchTrainer with N workers (DDP, gathered loss/BN).
 
 Reported per mode: epoch time of the last epoch (the first pays for warm-up), samples/s per
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import Panel, add_plots_arg, bar_chart, fmt, ratio, summarize  # noqa: E402
 
-LABELS = {"plain": "plain PyTorch loop", "fit": "videxperts.training.loop.fit, no Ray", "ray": "Ray Train"}
+LABELS = {"plain": "plain PyTorch loop", "fit": "videxperts.training.runner.fit, no Ray", "ray": "Ray Train"}
 FIGURES = ("epoch_time_s", "samples_per_s_worker", "total_samples_per_s", "peak_rss_mb", "peak_gpu_mb")
 
 
@@ -60,7 +60,7 @@ def run_plain(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from videxperts.training.loop import peak_rss_mb
+    from videxperts.training.runner import peak_rss_mb
     from videxperts.training.optim import build_optimizer
     from videxperts.training.retrieval.losses import max_margin_ranking_loss
     from videxperts.training.retrieval.models import build_model
@@ -99,7 +99,7 @@ def run_plain(args: argparse.Namespace) -> dict:
 
 
 def run_fit(args: argparse.Namespace) -> dict:
-    from videxperts.training.loop import LoopOptions, Reporter, fit
+    from videxperts.training.runner import LoopOptions, Reporter, fit
 
     cfg = _cfg(args)
     result = fit(cfg, _splits(cfg, args), LoopOptions(use_gpu=args.gpu), Reporter())
@@ -109,7 +109,7 @@ def run_fit(args: argparse.Namespace) -> dict:
 def run_ray(args: argparse.Namespace) -> dict:
     import ray
 
-    from videxperts.training.loop import LoopOptions, read_result, run_ray_training
+    from videxperts.training.runner import LoopOptions, read_result, run_ray_training
 
     cfg = _cfg(args)
     ray.init(num_cpus=max(2, args.n), include_dashboard=False, log_to_driver=False)
