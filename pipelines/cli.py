@@ -19,10 +19,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("videxperts.pipelines.commands.data", "data", "Make or import a video-text dataset (manifest + captions)."),
     "extract": ("videxperts.pipelines.commands.extract", "extract", "Extract expert features into a Zarr store with Ray."),
     "store": ("videxperts.pipelines.commands.store", "store", "Inspect, verify and compact a feature store."),
-    "train": ("videxperts.pipelines.commands.train", "train", "Train CE / ablations / TeachText with Ray Train, tracked in MLflow."),
+    "train": ("videxperts.pipelines.commands.train", "train", "Train a config's model (retrieval: CE, ablations, TeachText) with Ray Train."),
     "evaluate": ("videxperts.pipelines.commands.evaluate", "evaluate", "Re-evaluate a trained run or checkpoint on a store."),
     "report": ("videxperts.pipelines.commands.report", "report", "Print the results table of an MLflow experiment."),
     "submit": ("videxperts.pipelines.commands.submit", "submit", "Submit a videxperts command to a Ray cluster (Jobs API)."),
+    "replay": ("videxperts.pipelines.commands.replay", "replay", "Send runs kept on disk during a tracking outage to MLflow."),
     "ui": ("videxperts.pipelines.commands.ui", "ui", "Start the MLflow UI on 127.0.0.1 for the project's tracking store."),
 }
 
@@ -55,13 +56,15 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), "--version", prog_name="videxperts")
 def cli() -> None:
-    """videxperts: extract Collaborative-Experts features from raw videos and train retrieval models.
+    """videxperts: extract expert features from raw videos with Ray and train models on them.
+
+    Configs and profiles are given by shipped name (demo_ce, msrvtt_ce, demo, paper) or path.
 
     \b
     Typical flow:
       videxperts data synth --out work/data --videos 200
       videxperts extract work/data/manifest.parquet --out work/store.zarr --profile demo
-      videxperts train --config configs/train/demo_ce.yaml --store work/store.zarr
+      videxperts train --config demo_ce --store work/store.zarr --data work/data
       videxperts report --experiment demo
     """
 

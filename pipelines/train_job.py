@@ -10,9 +10,11 @@ best weights, curves, the task's plots). Models are built by their task, never h
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ from videxperts.errors import UserError
 
 CRASH_ENV = "VIDEXPERTS_CRASH_AT_EPOCH"  # test hook: a worker hard-exits after this epoch's checkpoint
 CRASH_ONCE_ENV = "VIDEXPERTS_CRASH_ONCE"  # "1": crash only the first attempt (then resume)
-RESULT_ARTIFACT = "result.json"  # a seed's test metrics, best epoch and history (read back on resume)
+RESULT_ARTIFACT = "result.json"
+MIN_TRAIN_VIDEOS = 2  # a batch needs two pairs  # a seed's test metrics, best epoch and history (read back on resume)
 
 
 @dataclass
@@ -79,39 +82,42 @@ def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None
 def _store_source(req: TrainRequest, cfg: Any) -> dict:
     """The workers' data source; the config is checked against the store first (one line, before MLflow or Ray)."""
     from videxperts.storage._fs import absolute_store_url
+    from videxperts.storage.reader import StoreReader
     from videxperts.training.preflight import check_config_matches_store, open_store
     from videxperts.training.splits import read_splits
 
     if not req.store:
         raise UserError("--store is required: the feature store to train on")
     config_name = str(req.config) if isinstance(req.config, (str, Path)) else "config"
-    check_config_matches_store(cfg, open_store(req.store), config_name, req.store)
+    store = open_store(req.store)
+    check_config_matches_store(cfg, store, config_name, req.store)
     splits = read_splits(req.data, store=req.store)
-    if not splits.get("train"):
-        raise UserError(f"no training videos in the split information of {req.data or req.store}")
+    present = set(map(str, StoreReader(store).video_ids))
+    splits = {name: [v for v in ids if v in present] for name, ids in splits.items()}
+    where = f"{req.data or 'the split information of'} {req.store}" if req.data else req.store
+    if len(splits.get("train", [])) < MIN_TRAIN_VIDEOS:
+        raise UserError(f"split 'train' has {len(splits.get('train', []))} videos in store {where}; training needs "
+                        f"at least {MIN_TRAIN_VIDEOS} (extract more videos, or check the manifest's split column)")
     return {"kind": "store", "url": absolute_store_url(req.store), "splits": splits}
 
 
-def _child_artifacts(client: Any, run_id: str, cfg: Any, state: dict, result: dict, arrays: dict) -> None:
+def _seed_artifacts(folder: Path, cfg: Any, state: dict, result: dict, arrays: dict) -> Path:
+    """Everything a seed's child run keeps, written to ``folder``: config, result.json, the best
+    model (``checkpoint/model.pt``), the training curve and the task's plots."""
     from videxperts.training.checkpoint import MODEL_FILE, save_model_checkpoint
     from videxperts.training.plots import training_curve
     from videxperts.training.task import task_of
 
-    with tempfile.TemporaryDirectory(prefix="vx-art-") as tmp:
-        t = Path(tmp)
-        (t / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        client.log_artifact(run_id, str(t / "config.yaml"))
-        (t / RESULT_ARTIFACT).write_text(json.dumps(result, indent=1))
-        client.log_artifact(run_id, str(t / RESULT_ARTIFACT))
-        ckdir = t / "checkpoint"
-        save_model_checkpoint(ckdir / MODEL_FILE, cfg, state)
-        client.log_artifacts(run_id, str(ckdir), "checkpoint")
-        plots = t / "plots"
-        plots.mkdir()
-        title = f"{cfg.name} seed {cfg.train.seed}"
-        training_curve(result.get("history", []), plots / "training_curve.png", title)
-        task_of(cfg).plots(result, arrays, plots, title)
-        client.log_artifacts(run_id, str(plots), "plots")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    (folder / RESULT_ARTIFACT).write_text(json.dumps(result, indent=1))
+    save_model_checkpoint(folder / "checkpoint" / MODEL_FILE, cfg, state)
+    plots = folder / "plots"
+    plots.mkdir(exist_ok=True)
+    title = f"{cfg.name} seed {cfg.train.seed}"
+    training_curve(result.get("history", []), plots / "training_curve.png", title)
+    task_of(cfg).plots(result, arrays, plots, title)
+    return folder
 
 
 def _fit_result(res: Any) -> Any:
@@ -148,18 +154,62 @@ def _train_seed(req: TrainRequest, cfg: Any, source: dict, uri: str, child: str,
     ckpt = _fit_result(res)
     with tempfile.TemporaryDirectory(prefix="vx-res-") as tmp:
         result, state, arrays = read_result(ckpt.to_directory(tmp))
-    return {**_outcome(child, result), "_state": state, "_arrays": arrays}
+    return {**_outcome(child, result), "unlogged_epochs": result.get("unlogged_epochs", []), "_state": state,
+            "_arrays": arrays}
 
 
-def _log_seed(client: Any, child: str, cfg: Any, outcome: dict) -> None:
-    """Final test metrics, result.json, best weights and plots of one seed; drops the in-memory parts."""
-    from videxperts.training import tracking
+class TrackingLost(UserError):
+    """The tracking server went away during training; the seed's results were kept on disk."""
+
+
+def _seed_metrics(cfg: Any, outcome: dict) -> list[tuple[str, float, int]]:
+    """The epoch rows the workers could not log, then the final test metrics (step = epochs)."""
     from videxperts.training.runner import prefixed
 
+    rows = [(k, float(v), int(row["epoch"])) for row in outcome.get("history", [])
+            if row["epoch"] in set(outcome.get("unlogged_epochs", []))
+            for k, v in row.items() if k != "epoch" and isinstance(v, int | float)]
     final = {**prefixed("test", outcome["test"]), "best_epoch": float(outcome["best_epoch"])}
-    tracking.log_metrics(client, child, final, step=int(cfg.train.epochs))
+    rows += [(k, float(v), int(cfg.train.epochs)) for k, v in final.items()]
+    return [r for r in rows if math.isfinite(r[1])]
+
+
+def _log_seed(client: Any, child: str, cfg: Any, outcome: dict, uri: str, work: Path) -> None:
+    """Metrics and artifacts of a finished seed; drops the in-memory parts.
+
+    If the tracking server is gone, nothing is lost: the model, metrics and plots go to
+    ``<work>/mlflow-unsent/<child>`` and the command stops with one line saying how to send them.
+    """
+    from mlflow.entities import Metric
+
+    from videxperts.training import tracking
+    from videxperts.training.outbox import save_unsent_run
+
     state, arrays = outcome.pop("_state"), outcome.pop("_arrays")
-    _child_artifacts(client, child, cfg, state, outcome, arrays)
+    metrics = _seed_metrics(cfg, outcome)
+    with tempfile.TemporaryDirectory(prefix="vx-art-") as tmp:
+        folder = _seed_artifacts(Path(tmp) / "artifacts", cfg, state, outcome, arrays)
+        try:
+            now = int(time.time() * 1000)
+            items = [Metric(k, v, now, step) for k, v, step in metrics]
+            for i in range(0, len(items), 1000):
+                client.log_batch(child, metrics=items[i : i + 1000])
+            for item in sorted(folder.iterdir()):
+                if item.is_dir():
+                    client.log_artifacts(child, str(item), item.name)
+                else:
+                    client.log_artifact(child, str(item))
+        except Exception as exc:
+            try:
+                tracking.check_tracking(uri, timeout_s=3.0)
+            except tracking.TrackingUnavailable:
+                path = save_unsent_run(work, child, uri, status="FINISHED", error=str(exc).splitlines()[0][:300],
+                                       metrics=metrics, artifacts=folder)
+                raise TrackingLost(
+                    f"tracking server {uri} went away: seed {cfg.train.seed}'s model, metrics and plots are kept "
+                    f"in {path.parent}; when it is back, re-run this command (sent first, then the remaining "
+                    f"seeds resume) or run `videxperts replay --work-dir {work}`") from None
+            raise
 
 
 def _finished_seed(run: Any, uri: str) -> dict:
@@ -173,6 +223,16 @@ def _finished_seed(run: Any, uri: str) -> dict:
     return _outcome(run.info.run_id, result)
 
 
+def _send_unsent(work: Path, uri: str, quiet: bool) -> None:
+    """Results an earlier command could not send (tracking outage) go first, so resume reads them back."""
+    from videxperts.training.outbox import pending_documents, replay_document
+
+    for path in pending_documents(work, uri):
+        run_id = replay_document(path)
+        if not quiet:
+            print(f"sent the results that run {run_id} could not send earlier ({path.name})", file=sys.stderr)
+
+
 def run_train(req: TrainRequest) -> dict:
     """Run the whole command; returns a summary (run ids, per-seed and mean/std test metrics)."""
     from mlflow.tracking import MlflowClient
@@ -183,28 +243,34 @@ def run_train(req: TrainRequest) -> dict:
     from videxperts.training.task import task_of
 
     work = Path(req.work_dir).resolve()
+    # A tracking server that goes away must cost seconds per call, not MLflow's minutes of retries
+    # (the Ray workers inherit these); users' own settings win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     base_cfg = resolve_config(req.config, req.epochs)
     source = req.source or _store_source(req, base_cfg)  # bad config/store/splits fail here, nothing created
+    task_of(base_cfg).check_resources(base_cfg)  # e.g. teacher checkpoints given by path
     work.mkdir(parents=True, exist_ok=True)
     seeds = req.seeds if req.seeds else [int(base_cfg.train.seed)]
     uri = tracking.resolve_tracking_uri(work, req.tracking_uri)
     tracking.check_tracking(uri)
+    task = task_of(base_cfg)
+    resources = task.driver_resources(base_cfg, uri, work)  # e.g. teachers: unreadable ones fail here
+    _send_unsent(work, uri, req.quiet and not req.progress)
     client = MlflowClient(uri)
     exp_id = tracking.ensure_experiment(client, req.experiment or tracking.DEFAULT_EXPERIMENT,
                                         tracking.artifact_root(work) if tracking.is_local_uri(uri) else None)
-    task = task_of(base_cfg)
     n_params = describe_model(base_cfg)["parameters"]  # on the meta device: no memory for published sizes
-    tags = {**tracking.base_tags(), "model.name": base_cfg.name, tracking.TASK_TAG: task.name,
+    tags = {**tracking.base_tags(), "model.name": base_cfg.name, tracking.TASK_TAG: base_cfg.task,
             "model.parameters": str(n_params), **task.run_tags(base_cfg)}
     params = {k: v for k, v in base_cfg.flatten().items() if k != "train.seed"}
     params.update({"store": req.store or "<arrays>", "data": req.data or "", **task.run_params(base_cfg),
                    "num_workers": req.num_workers, "use_gpu": req.use_gpu, "seeds": ",".join(map(str, seeds)),
                    **req.extra_params})
-    resources = task.driver_resources(base_cfg, uri, work)
     key = tracking.resume_key({"experiment": exp_id, "params": params, "tracking": uri,
                                "source": source.get("url") or source.get("kind")})
     resumable = None if req.restart else tracking.find_unfinished_run(client, exp_id, key)
-    summary: dict[str, Any] = {"experiment_id": exp_id, "tracking_uri": uri, "task": task.name, "seeds": {},
+    summary: dict[str, Any] = {"experiment_id": exp_id, "tracking_uri": uri, "task": base_cfg.task, "seeds": {},
                                "parameters": n_params, "resumed": resumable is not None}
     with tracking.terminate_as_interrupt():
         if resumable is not None:
@@ -241,7 +307,7 @@ def run_train(req: TrainRequest) -> dict:
                         if previous is None:
                             tracking.log_params(client, child, {**params, "train.seed": seed})
                         outcome = _train_seed(req, cfg, source, uri, child, work, resources)
-                        _log_seed(client, child, cfg, outcome)
+                        _log_seed(client, child, cfg, outcome, uri, work)
                 per_seed.append(prefixed("test", outcome["test"]))
                 summary["seeds"][seed] = outcome
             agg = tracking.mean_std(per_seed)

@@ -17,7 +17,7 @@ $VX extract "$WORK/data" --out "$WORK/store.zarr" --profile demo
 $VX store info "$WORK/store.zarr"
 
 echo "== 3/4 train CE on the store (seeds $SEEDS), tracked in $WORK/mlflow.db"
-$VX train --config configs/train/demo_ce.yaml --store "$WORK/store.zarr" --data "$WORK/data" \
+$VX train --config demo_ce --store "$WORK/store.zarr" --data "$WORK/data" \
   --work-dir "$WORK" --experiment demo --seeds "$SEEDS"
 
 echo "== 4/4 report (text->video, mean (std) over seeds)"

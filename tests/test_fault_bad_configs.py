@@ -10,12 +10,15 @@ with a repeated video id (tests/pipelines/test_extract_inputs.py).
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -23,6 +26,11 @@ from tests.media import make_clip
 from tests.training.synth_store import tiny_cfg, write_store
 
 EXE = str(Path(sys.executable).with_name("videxperts"))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (subprocess.call, (["touch", "/tmp/videxperts-pwned"],))
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +48,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     wrong = {**cfg, "data": {**cfg["data"], "experts": {**cfg["data"]["experts"], "a": {"dim": 13}}}}
     save_model_checkpoint(root / "wrong-dims" / "model.pt", load_config(wrong),
                           {"model": build_model(load_config(wrong)).state_dict()})
+    (root / "garbage.pt").write_bytes(b"this is not a checkpoint\n" * 40)
+    # a pickle that would run a command if unpickled (torch.load(weights_only=True) must refuse it)
+    (root / "unsafe.pt").write_bytes(pickle.dumps(_Evil()))
+    # a manifest whose train split has one video of the store (the rest are val)
+    table = pq.read_table(root / "data" / "manifest.parquet").to_pylist()
+    first = next(r["video_id"] for r in table if r["split"] == "train")
+    (root / "one-train").mkdir()
+    pq.write_table(pa.Table.from_pylist([{**r, "split": r["split"] if r["split"] != "train" or r["video_id"] == first
+                                          else "val"} for r in table]), root / "one-train" / "manifest.parquet")
     return {"root": root, "cfg": cfg, "store": store, "data": str(root / "data"),
             "clip": str(make_clip(root / "clip.mp4", seconds=1.0))}
 
@@ -50,9 +67,9 @@ def _write(env: dict[str, Any], name: str, text: str) -> str:
     return str(path)
 
 
-def _train_cfg(env: dict[str, Any], name: str, change: Callable[[dict], None]) -> str:
+def _train_cfg(env: dict[str, Any], name: str, change: Callable[[dict], None], top: bool = False) -> str:
     cfg = yaml.safe_load(yaml.safe_dump(env["cfg"]))  # a deep copy
-    change(cfg["data"])
+    change(cfg if top else cfg["data"])
     return _write(env, name, yaml.safe_dump(cfg))
 
 
@@ -122,7 +139,34 @@ CASES: dict[str, Callable[[dict[str, Any]], tuple[list[str], list[str]]]] = {
                                        [str(e["root"] / "none.yaml"), "training config not found"]),
     "train-yaml-syntax": lambda e: (_train(e, p := _write(e, "t-syntax.yaml", "name: x\ndata: {experts: [a\n")),
                                     [p, "not valid YAML", "line 3"]),
+    "train-no-task": lambda e: (_train(e, p := _train_cfg(e, "t-task.yaml", lambda c: c.pop("task"), top=True)),
+                                [p, "task: missing required key", "add 'task: retrieval'"]),
+    "train-unknown-task": lambda e: (
+        _train(e, p := _train_cfg(e, "t-utask.yaml", lambda c: c.update(task="segmentation"), top=True)),
+        [p, "unknown task 'segmentation'", "retrieval"]),
+    "train-nan-lr": lambda e: (_train(e, p := _write(e, "t-nan.yaml", yaml.safe_dump(e["cfg"]).replace(
+        "lr: 0.01", "lr: .nan"))), [p, "optim.lr", "finite"]),
+    "train-infinite-margin": lambda e: (_train(e, p := _write(e, "t-inf.yaml", yaml.safe_dump(e["cfg"]).replace(
+        "margin: 0.2", "margin: .inf"))), [p, "loss.margin", "finite"]),
+    "train-one-training-video": lambda e: (
+        _train(e, _train_cfg(e, "t-ok.yaml", lambda d: None), data=str(e["root"] / "one-train")),
+        ["split 'train' has 1 videos", e["store"], "at least 2"]),
+    "train-garbage-teacher": lambda e: (
+        _train(e, p := _train_cfg(e, "t-teach.yaml", lambda c: c.update(teachtext={"teachers": [
+            str(e["root"] / "garbage.pt")]}), top=True)),
+        [p, "teachtext.teachers", "garbage.pt", "not a readable checkpoint"]),
+    "train-unsafe-teacher": lambda e: (
+        _train(e, p := _train_cfg(e, "t-unsafe.yaml", lambda c: c.update(teachtext={"teachers": [
+            str(e["root"] / "unsafe.pt")]}), top=True)),
+        [p, "teachtext.teachers", "unsafe content refused"]),
+    "train-teacher-neither-file-nor-run": lambda e: (
+        _train(e, p := _train_cfg(e, "t-noteach.yaml", lambda c: c.update(teachtext={"teachers": ["best-one"]}),
+                                  top=True)),
+        [p, "teachtext.teachers", "best-one", "neither a checkpoint file nor an MLflow run id"]),
     # ---- videxperts evaluate
+    "evaluate-unsafe-checkpoint": lambda e: (
+        ["evaluate", "--checkpoint", p := str(e["root"] / "unsafe.pt"), "--store", e["store"], "--data", e["data"],
+         "--work-dir", str(e["root"] / "never")], [p, "not a videxperts checkpoint (unsafe content refused)"]),
     "evaluate-missing-checkpoint": lambda e: (
         ["evaluate", "--checkpoint", str(e["root"] / "none.pt"), "--store", e["store"], "--data", e["data"],
          "--work-dir", str(e["root"] / "never")], ["checkpoint not found", str(e["root"] / "none.pt")]),
@@ -144,3 +188,4 @@ def test_bad_config_is_one_clear_line(case: str, env: dict[str, Any]) -> None:
         assert name in lines[0], (name, lines[0])
     assert res.stdout == ""
     assert not (env["root"] / "never").exists()  # no store, no tracking db, no Ray dir: nothing started
+    assert not Path("/tmp/videxperts-pwned").exists()  # no pickle was ever executed

@@ -8,6 +8,7 @@ config, so a checkpoint alone rebuilds its model through its task. Loading is
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,14 @@ def read_checkpoint(path: str | Path) -> tuple[Path, dict]:
     if not p.exists():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise UserError(f"{p}: not a videxperts checkpoint (unsafe content refused)") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise UserError(f"{p}: not a readable checkpoint ({str(exc).strip().splitlines()[0][:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a damaged or foreign file
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {detail})") from None
     if not isinstance(ckpt, dict) or "config" not in ckpt:
         raise UserError(f"{p}: not a videxperts checkpoint (no config inside)")
     return p, ckpt

@@ -161,6 +161,7 @@ def fit(cfg: Any, splits: Mapping[str, Any], options: LoopOptions, reporter: Rep
     selection = task.selection
 
     start_epoch, best_metric, best_epoch, best_state, history = 1, selection.worst, 0, None, []
+    unlogged: list[int] = []  # epochs whose row the tracking store did not take (sent later by the driver)
     resumed_at: list[int] = []  # epochs at which this run continued from a checkpoint (worker or driver restart)
     state: dict[str, Any] = {}
     resume_dir = reporter.checkpoint_in()
@@ -174,6 +175,7 @@ def fit(cfg: Any, splits: Mapping[str, Any], options: LoopOptions, reporter: Rep
         best_metric, best_epoch = float(state["best_metric"]), int(state["best_epoch"])
         best_state, history = state["best_model"], list(state["history"])
         resumed_at = [*state.get("resumed_at", []), start_epoch]
+        unlogged = list(state.get("unlogged_epochs", []))
 
     epochs = int(cfg.train.epochs)
     for epoch in range(start_epoch, epochs + 1):
@@ -216,7 +218,8 @@ def fit(cfg: Any, splits: Mapping[str, Any], options: LoopOptions, reporter: Rep
         elif val is None:
             best_epoch, best_state = epoch, _state_dict_cpu(model)
         history.append(row)
-        _log_mlflow(options, rank, row, epoch)
+        if not _log_mlflow(options, rank, row, epoch):
+            unlogged.append(epoch)
         state = {
             # no copy: the state is written right away (a copy would cost one more model in RAM)
             "model": model.state_dict() if device.type == "cpu" else _state_dict_cpu(model),
@@ -224,7 +227,7 @@ def fit(cfg: Any, splits: Mapping[str, Any], options: LoopOptions, reporter: Rep
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_metric": best_metric,
             "best_epoch": best_epoch, "best_model": best_state, "history": history, "seed": seed,
-            "config": cfg.to_dict(), "resumed_at": resumed_at,
+            "config": cfg.to_dict(), "resumed_at": resumed_at, "unlogged_epochs": unlogged,
         }
         _report(reporter, rank, row, state)
         if options.crash_at_epoch is not None and epoch == options.crash_at_epoch and rank == 0:
@@ -236,6 +239,7 @@ def fit(cfg: Any, splits: Mapping[str, Any], options: LoopOptions, reporter: Rep
 
     # Model selection: test with the best validation epoch's weights.
     result: dict[str, Any] = {"best_epoch": best_epoch, "epochs": epochs, "resumed_at": resumed_at,
+                              "unlogged_epochs": unlogged,
                               "selection": {"metric": selection.metric, "mode": selection.mode,
                                             "value": best_metric}}
     if state:
@@ -271,17 +275,30 @@ def _report(reporter: Reporter, rank: int, row: dict, state: dict) -> None:
         reporter.report(row, tmp if rank == 0 else None)
 
 
-def _log_mlflow(options: LoopOptions, rank: int, row: dict, epoch: int) -> None:
-    """Per-epoch curves go straight to the seed's child run (rank 0 only)."""
+def _log_mlflow(options: LoopOptions, rank: int, row: dict, epoch: int) -> bool:
+    """Per-epoch curves go straight to the seed's child run (rank 0 only).
+
+    A tracking store that is gone never stops training: a server is probed first (seconds, not
+    the client's minutes of retries) and a row it cannot take stays in the history; the driver
+    sends it later or writes it to ``mlflow-unsent/``. Returns whether the row was logged.
+    """
     if rank != 0 or not options.mlflow_run_id:
-        return
+        return True
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
+
+    from videxperts.training.tracking import check_tracking, is_local_uri
 
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, epoch) for k, v in row.items()
                if k != "epoch" and isinstance(v, int | float) and math.isfinite(float(v))]
-    MlflowClient(options.mlflow_uri).log_batch(options.mlflow_run_id, metrics=metrics)
+    try:
+        if options.mlflow_uri and not is_local_uri(options.mlflow_uri):
+            check_tracking(options.mlflow_uri, timeout_s=3.0)
+        MlflowClient(options.mlflow_uri).log_batch(options.mlflow_run_id, metrics=metrics)
+        return True
+    except Exception:  # noqa: BLE001 - any tracking failure: the history keeps the row
+        return False
 
 
 # ----------------------------------------------------------------------------- Ray Train

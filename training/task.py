@@ -111,6 +111,10 @@ class Task(ABC):
     def load_split(self, reader: Any, cfg: Any, video_ids: list[str], resources: Mapping[str, Any]) -> Any:
         """One split read through ``StoreReader`` (inside a worker); models never see paths."""
 
+    def check_resources(self, cfg: Any) -> None:
+        """Check, without side effects, what the config references besides the store (files by path)."""
+        return None
+
     def driver_resources(self, cfg: Any, tracking_uri: str | None, work_dir: Path) -> dict[str, Any]:
         """Picklable things the workers need beyond the store (checkpoint paths of teachers, ...)."""
         return {}

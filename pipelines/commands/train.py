@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 
 import click
 
@@ -53,11 +55,16 @@ def train(config: str, store: str | None, data: str | None, num_workers: int, us
         click.echo(json.dumps(desc, indent=1) if as_json else format_description(desc, structure=True))
         return
     from videxperts.pipelines.train_job import TrainRequest, run_train
-    summary = run_train(TrainRequest(
-        config=config, store=store, data=data, num_workers=num_workers, use_gpu=use_gpu, seeds=_seeds(seeds),
-        tracking_uri=tracking_uri, experiment=experiment, epochs=epochs, work_dir=work_dir, address=address,
-        max_failures=max_failures, restart=restart, quiet=as_json or not verbose, progress=not as_json,
-    ))
+
+    # --json: stdout holds exactly one document; anything else printed meanwhile (MLflow's run
+    # links, library notices) goes to stderr
+    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    with quiet_stdout:
+        summary = run_train(TrainRequest(
+            config=config, store=store, data=data, num_workers=num_workers, use_gpu=use_gpu, seeds=_seeds(seeds),
+            tracking_uri=tracking_uri, experiment=experiment, epochs=epochs, work_dir=work_dir, address=address,
+            max_failures=max_failures, restart=restart, quiet=as_json or not verbose, progress=not as_json,
+        ))
     if as_json:
         slim = {k: v for k, v in summary.items() if k != "seeds"}
         slim["seeds"] = {str(s): {k: v for k, v in r.items() if k != "history"} for s, r in summary["seeds"].items()}

@@ -8,6 +8,7 @@ similarities). The best epoch is the one with the highest validation text->video
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from videxperts.training.distributed import gather_cat, tree_map
 from videxperts.training.retrieval.data import GlobalBatchSampler, SplitData
 from videxperts.training.task import Column, Evaluation, Selection, Task
 
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _RANK_COLUMNS = (("R1", "R@1"), ("R5", "R@5"), ("R10", "R@10"), ("R50", "R@50"), ("MdR", "MdR"), ("MnR", "MnR"),
                  ("Geom", "Geom"))
 
@@ -108,12 +110,39 @@ class RetrievalTask(Task):
                                                 max_tokens=ts.max_tokens))
         return data
 
+    def check_resources(self, cfg: Any) -> None:
+        """TeachText teachers given by path: readable, safe, and using only this config's experts."""
+        for ref in cfg.teachtext.teachers if cfg.teachtext is not None else []:
+            if Path(ref).exists():
+                self._check_teacher(cfg, ref, ref)
+            elif not _RUN_ID.match(ref):
+                raise UserError(f"{cfg.source}: teachtext.teachers: {ref}: neither a checkpoint file nor an MLflow "
+                                "run id")
+
+    @staticmethod
+    def _check_teacher(cfg: Any, ref: str, path: str) -> None:
+        from videxperts.training.checkpoint import read_checkpoint
+        from videxperts.training.config import load_config
+
+        try:
+            _, ckpt = read_checkpoint(path)  # unreadable or unsafe: one line now, not in a worker later
+            teacher = load_config(ckpt["config"])
+        except UserError as exc:
+            raise UserError(f"{cfg.source}: teachtext.teachers: {ref}: {exc}") from None
+        missing = sorted(set(teacher.expert_names) - set(cfg.expert_names))
+        if missing:
+            raise UserError(f"{cfg.source}: teachtext.teachers: {ref} uses experts {missing} that this config "
+                            "does not load")
+
     def driver_resources(self, cfg: Any, tracking_uri: str | None, work_dir: Path) -> dict[str, Any]:
         if cfg.teachtext is None:
             return {}
         from videxperts.training.retrieval.teachtext import resolve_teachers
 
-        return {"teacher_paths": resolve_teachers(list(cfg.teachtext.teachers), tracking_uri, work_dir / "teachers")}
+        paths = resolve_teachers(list(cfg.teachtext.teachers), tracking_uri, work_dir / "teachers")
+        for ref, path in zip(cfg.teachtext.teachers, paths, strict=True):
+            self._check_teacher(cfg, ref, path)
+        return {"teacher_paths": paths}
 
     def worker_resources(self, cfg: Any, resources: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
         out = dict(resources)
