@@ -73,10 +73,16 @@ def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None
 
     if ray.is_initialized():
         return
-    if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
-    else:
-        ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=not quiet)
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+        else:
+            ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=not quiet)
+    except Exception as exc:  # noqa: BLE001 - Ray's start-up failures are one line for the user
+        from videxperts.errors import first_line
+
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise UserError(f"could not start {where}: {first_line(exc)}") from None
 
 
 def _store_source(req: TrainRequest, cfg: Any) -> dict:
