@@ -29,6 +29,23 @@ class StoreError(UserError):
     """The store is missing, damaged, or asked for something it cannot do."""
 
 
+class StoreIOError(StoreError):
+    """Writing to the store failed (no space, read-only or vanished filesystem, permission,
+    a refused PUT): one line naming the store and the OS error. What was committed before
+    stays readable; a re-run after the cause is removed completes the job."""
+
+
+def io_error(url: str, what: str, exc: BaseException) -> StoreIOError:
+    """The one-line error for an I/O failure while ``what`` (e.g. "committing") in ``url``."""
+    from videxperts.errors import first_line
+
+    cause = exc
+    while cause.__cause__ is not None and not isinstance(cause, OSError):  # zarr/fsspec wrap OSErrors
+        cause = cause.__cause__
+    return StoreIOError(f"cannot write to the feature store {url} while {what}: "
+                        f"{type(cause).__name__}: {first_line(cause, 300)}")
+
+
 class ProvenanceMismatchError(StoreError):
     """An expert is already in the store with a different model, weights, sampling or version."""
 

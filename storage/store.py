@@ -42,16 +42,18 @@ from videxperts.storage._registry import (
     KIND_DIR,
     ProvenanceMismatchError,
     StoreError,
+    StoreIOError,
     check_name,
     differences,
     group_json,
+    io_error,
     make_entry,
 )
 
 if TYPE_CHECKING:
     from videxperts.storage.writer import StoreWriter
 
-__all__ = ["FeatureStore", "StoreError", "ProvenanceMismatchError"]
+__all__ = ["FeatureStore", "StoreError", "StoreIOError", "ProvenanceMismatchError"]
 
 FORMAT_VERSION = 1
 CHUNK_BYTES = 512 * 1024  # target uncompressed chunk size: small enough to limit read amplification
@@ -117,13 +119,16 @@ class FeatureStore:
             raise StoreError(f"no feature store at {url}")
         if mode == "w-" and exists:
             raise StoreError(f"a feature store already exists at {url}")
-        if mode == "w" and root.exists(""):
-            root.remove("", recursive=True)
-            exists = False
-        if not exists and mode != "r":
-            for sub in ("experts", "text", "shards", "base"):
-                root.put_atomic(f"{sub}/zarr.json", group_json({}))
-            root.put_atomic("zarr.json", group_json({"videxperts_store": FORMAT_VERSION}))
+        try:
+            if mode == "w" and root.exists(""):
+                root.remove("", recursive=True)
+                exists = False
+            if not exists and mode != "r":
+                for sub in ("experts", "text", "shards", "base"):
+                    root.put_atomic(f"{sub}/zarr.json", group_json({}))
+                root.put_atomic("zarr.json", group_json({"videxperts_store": FORMAT_VERSION}))
+        except OSError as exc:
+            raise io_error(url, "creating it", exc) from exc
         return cls(root, mode)
 
     def _require_writable(self) -> None:
@@ -159,7 +164,10 @@ class FeatureStore:
                 )
             return old
         entry = make_entry(name, dim, provenance, drops=int(old["drops"]) + 1 if old else 0)
-        self._root.put_atomic(rel, group_json(entry))
+        try:
+            self._root.put_atomic(rel, group_json(entry))
+        except OSError as exc:
+            raise io_error(self.url, f"registering {name!r}", exc) from exc
         return entry
 
     def ensure_expert(self, name: str, dim: int, provenance: dict[str, Any]) -> None:
