@@ -72,6 +72,7 @@ class ExtractConfig:
     progress: bool = True
     num_cpus: int | None = None
     run_name: str | None = None
+    overwrite_experts: list[str] = field(default_factory=list)
     extra_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -161,6 +162,7 @@ class Pipeline:
         self.backend = cfg.decoder or dec.get("backend", "decord")
         self.decode_options = {k: dec.get(k) for k in ("window_seconds", "timeout_s", "max_pixels")}
         self.store = FeatureStore.open(cfg.out, mode="a")
+        self._overwrite(cfg.overwrite_experts)
         for e in self.plan.experts.values():
             self.store.ensure_expert(e.name, e.dim, e.provenance)
         for t in self.plan.text.values():
@@ -174,6 +176,20 @@ class Pipeline:
         self.cluster = connect(cfg.address, num_cpus=cfg.num_cpus) if (self.todo or self.text_todo) else None
         self.job_tag = uuid.uuid4().hex[:8]
         self.driver_writer = self.store.writer(f"driver-{self.job_tag}")
+
+    def _overwrite(self, names: list[str]) -> None:
+        """``--overwrite-expert NAME``: discard NAME's features (expert or caption encoder) so this
+        job registers NAME as it is configured now and extracts every video again for it."""
+        planned = set(self.plan.experts) | set(self.plan.text)
+        unknown = [n for n in names if n not in planned]
+        if unknown:
+            raise UserError(f"--overwrite-expert {','.join(unknown)}: not an expert or text encoder of this job "
+                            f"({', '.join(sorted(planned))})")
+        for name in names:
+            if name in self.plan.experts and name in self.store.experts:
+                self.store.drop_expert(name)
+            if name in self.plan.text and name in self.store.text_encoders:
+                self.store.drop_text_encoder(name)
 
     def _text_todo(self) -> list[tuple[str, str, int, str]]:
         """(encoder, video_id, caption_idx, text) still to encode (all of them if the store can't tell)."""
