@@ -35,6 +35,10 @@ class StoreError(UserError):
     """The store is missing, damaged, or asked for something it cannot do."""
 
 
+class StoreDamaged(StoreError):
+    """A file of the store cannot be read (truncated, deleted): one line naming it and the way out."""
+
+
 class StoreIOError(StoreError):
     """Writing to the store failed (no space, read-only or vanished filesystem, permission,
     a refused PUT): one line naming the store and the OS error. What was committed before

@@ -124,6 +124,11 @@ class StoreWriter:
         self._check_open()
         self._add("expert", expert, video_id, -1, "failed", None, str(error_class), str(message), attempts)
 
+    def fail_text(self, video_id: str, caption_idx: int, encoder: str, error_class: str, message: str) -> None:
+        """Record that caption ``caption_idx`` of ``video_id`` is not encoded (e.g. its rows were lost)."""
+        self._check_open()
+        self._add("text", encoder, video_id, caption_idx, "failed", None, str(error_class), str(message), 0)
+
     def quarantine(self, video_id: str, expert: str, reason: str) -> None:
         """Record that ``video_id`` must not be retried for ``expert`` (e.g. it crashes the decoder)."""
         self._check_open()
