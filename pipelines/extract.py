@@ -792,6 +792,7 @@ class Pipeline:
             "processing_s": round(getattr(self, "processing_s", 0.0), 3),
             "cluster": self.cluster,
             "failures": self.failures,
+            "rejected": [{"path": p, "reason": why} for p, why in self.inputs.rejected],
             "notes": self.plan.notes,
         }
         if self.plan.text:

@@ -40,6 +40,12 @@ def _human(summary: dict[str, Any]) -> str:
         lines.append(f"  {f['state']:<11} {f['video_id']} [{f['expert']}] {f['error_class']}: {f['message'][:120]}")
     if summary.get("failures_total", 0) > 10:
         lines.append(f"  ... {summary['failures_total'] - 10} more (see the MLflow run's failures.csv)")
+    rejected = summary.get("rejected") or []
+    if rejected:
+        lines.append(f"rejected {len(rejected)} entries named like videos (not extracted):")
+        lines += [f"  {r['path']!r}: {r['reason']}" for r in rejected[:10]]
+        if len(rejected) > 10:
+            lines.append(f"  ... {len(rejected) - 10} more (see --json)")
     for note in summary.get("notes", []):
         lines.append(f"note: {note}")
     if summary.get("tracking_unsent"):
