@@ -493,7 +493,12 @@ class FeatureStore:
         done = df[(df["state"] == "done") & (df["row_count"] > 0)]
         for (kind, name, source), grp in done.groupby(["kind", "name", "source"], sort=True):
             entry = snap.registry.get((kind, name), {})
-            problems += self._verify_group(kind, name, str(source), grp, entry)
+            try:
+                problems += self._verify_group(kind, name, str(source), grp, entry)
+            except Exception as exc:  # noqa: BLE001 - a failure not foreseen above is still a report
+                problems.append(Damage(f"{source}/{'features' if kind == 'expert' else 'text'}/{name}",
+                                       f"cannot be checked ({type(exc).__name__}: {first_line(exc, 200)})",
+                                       kind, name, sorted(grp["video_id"].astype(str))))
         return problems
 
     def _verify_group(self, kind: str, name: str, source: str, grp: pd.DataFrame,
