@@ -80,7 +80,8 @@ def init_loopback_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     import ray
     import ray._private.ray_constants as ray_constants
 
-    os.environ[LOOPBACK_ENV] = "0"
+    saved_env, saved_flag = os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_ENV] = "0"  # inherited by the GCS, raylet and workers started below
     ray_constants.ENABLE_RAY_CLUSTER = False
     kwargs.setdefault("include_dashboard", False)
     kwargs.pop("address", None)
@@ -88,6 +89,12 @@ def init_loopback_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
         ray.init(num_cpus=num_cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"cannot start a local Ray: {exc}") from exc
+    finally:  # the started node keeps its loopback address; a later connect to a cluster must not
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = saved_env
 
 
 def use_token_if_given() -> None:
