@@ -1,7 +1,8 @@
 """Connect to a Ray cluster, or start the embedded local one; start/stop extra local nodes.
 
-``connect(None)`` is the embedded default (a private local Ray for this process) unless
-``RAY_ADDRESS`` is set, which is how a job submitted through the Jobs API finds its cluster.
+``connect(None)`` is the embedded default (a private local Ray for this process, every port
+bound to 127.0.0.1 by :func:`init_loopback_ray`) unless ``RAY_ADDRESS`` is set, which is how
+a job submitted through the Jobs API finds its cluster.
 ``connect("HOST:PORT")`` / ``connect("auto")`` joins an existing cluster.
 
 ``start_head`` / ``start_worker`` / ``stop_nodes`` drive ``ray start`` for the documented
@@ -55,13 +56,45 @@ def connect(
             kwargs["address"] = target
             use_token_if_given()
         else:
-            kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
-            kwargs["include_dashboard"] = False
+            init_loopback_ray(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+            return describe()
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"cannot connect to Ray at {target!r}: {exc}") from exc
     return describe()
+
+
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def init_loopback_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
+    """Start a private single-machine Ray whose every port (GCS, raylet, workers) binds 127.0.0.1.
+
+    A job without ``--address`` needs no other machine to reach it, so nothing should listen
+    on the network. Ray picks its node IP from the host's route unless it runs in its
+    "no cluster" mode (its default on macOS/Windows), in which the node IP is the loopback one
+    and its gRPC servers then listen on loopback only. That mode is switched on here for this
+    process and, through the environment, for the processes Ray starts. No dashboard.
+    """
+    import ray
+    import ray._private.ray_constants as ray_constants
+
+    saved_env, saved_flag = os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_ENV] = "0"  # inherited by the GCS, raylet and workers started below
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    kwargs.setdefault("include_dashboard", False)
+    kwargs.pop("address", None)
+    try:
+        ray.init(num_cpus=num_cpus, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UserError(f"cannot start a local Ray: {exc}") from exc
+    finally:  # the started node keeps its loopback address; a later connect to a cluster must not
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = saved_env
 
 
 def use_token_if_given() -> None:

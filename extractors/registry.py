@@ -35,6 +35,15 @@ EXPERT_CLASSES: dict[str, str] = {
 TEXT_ENCODERS = ("minilm", "wordvec", "gpt2")
 PROFILE_KEYS = {"name", "description", "decoder", "experts", "text_encoders"}
 POOL_KEYS = {"replicas"}  # expert settings read by the pipeline (actor pool size), not by the expert
+# Settings that change how fast or where features are made, never their values: left out of an
+# expert's identity. ``weights``, ``sha256`` and ``seed`` are left out too because the provenance
+# carries the weights' identity (content hash, or "random-init:seed=N"); a path may differ
+# between machines for the same file. (``device`` matters only through the compute dtype, which
+# the provenance of the frame experts records.)
+NON_IDENTITY_SETTINGS = frozenset({
+    "batch_size", "device", "replicas", "num_threads", "threads", "num_cpus", "num_gpus", "memory_mb",
+    "cache_dir", "channels_last", "weights", "sha256", "seed",
+})
 DECODER_KEYS = {"backend", "window_seconds", "timeout_s", "max_pixels"}
 DECODER_BACKENDS = ("decord", "torchcodec", "pyav")
 
@@ -192,6 +201,29 @@ def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
     return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def resolved_settings(name: str, profile_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every constructor setting of expert ``name`` as it will run: the profile's values over the
+    constructor's defaults, minus settings that only change speed (``NON_IDENTITY_SETTINGS``).
+
+    Generic over the experts: whatever keyword arguments a class (and the bases it forwards
+    ``**kw`` to) accepts are part of its identity, so a new setting is covered the day it is
+    added. Omitting a setting and writing its default give the same result.
+    """
+    cfg = dict(profile_cfg or {})
+    if "experts" in cfg and isinstance(cfg["experts"], dict):
+        cfg = dict(cfg["experts"].get(name) or {})
+    out: dict[str, Any] = {}
+    for klass in reversed(expert_class(name).__mro__):  # the most derived default wins
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self" and p.default is not p.empty:
+                out[p.name] = p.default
+    out.update(cfg)
+    return {k: v for k, v in sorted(out.items()) if k not in NON_IDENTITY_SETTINGS}
 
 
 def build_expert(name: str, profile_cfg: dict[str, Any] | None = None, weights: str | None = None) -> Expert:

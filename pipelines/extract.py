@@ -72,6 +72,7 @@ class ExtractConfig:
     progress: bool = True
     num_cpus: int | None = None
     run_name: str | None = None
+    overwrite_experts: list[str] = field(default_factory=list)
     extra_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,6 +107,14 @@ class Interrupted(Exception):
     """Raised inside the loop when a stop was requested (SIGINT/SIGTERM)."""
 
 
+class StoreWriteFailed(UserError):
+    """A writer could not commit (no space, read-only filesystem, ...): the job ends at once.
+
+    Every later write would fail the same way, so waiting or retrying only hides the cause;
+    what was committed before stays readable and a re-run resumes from it.
+    """
+
+
 class Pipeline:
     """Runs one job; ``run()`` returns the summary dict."""
 
@@ -126,6 +135,7 @@ class Pipeline:
         self.failures: list[dict[str, Any]] = []
         self.text_calls = 0
         self.finished: set[str] = set()
+        self.outcomes: dict[str, str] = {}
 
     # ---------------------------------------------------------------- setup
     def _open(self) -> None:
@@ -152,6 +162,7 @@ class Pipeline:
         self.backend = cfg.decoder or dec.get("backend", "decord")
         self.decode_options = {k: dec.get(k) for k in ("window_seconds", "timeout_s", "max_pixels")}
         self.store = FeatureStore.open(cfg.out, mode="a")
+        self._overwrite(cfg.overwrite_experts)
         for e in self.plan.experts.values():
             self.store.ensure_expert(e.name, e.dim, e.provenance)
         for t in self.plan.text.values():
@@ -165,6 +176,20 @@ class Pipeline:
         self.cluster = connect(cfg.address, num_cpus=cfg.num_cpus) if (self.todo or self.text_todo) else None
         self.job_tag = uuid.uuid4().hex[:8]
         self.driver_writer = self.store.writer(f"driver-{self.job_tag}")
+
+    def _overwrite(self, names: list[str]) -> None:
+        """``--overwrite-expert NAME``: discard NAME's features (expert or caption encoder) so this
+        job registers NAME as it is configured now and extracts every video again for it."""
+        planned = set(self.plan.experts) | set(self.plan.text)
+        unknown = [n for n in names if n not in planned]
+        if unknown:
+            raise UserError(f"--overwrite-expert {','.join(unknown)}: not an expert or text encoder of this job "
+                            f"({', '.join(sorted(planned))})")
+        for name in names:
+            if name in self.plan.experts and name in self.store.experts:
+                self.store.drop_expert(name)
+            if name in self.plan.text and name in self.store.text_encoders:
+                self.store.drop_text_encoder(name)
 
     def _text_todo(self) -> list[tuple[str, str, int, str]]:
         """(encoder, video_id, caption_idx, text) still to encode (all of them if the store can't tell)."""
@@ -338,6 +363,8 @@ class Pipeline:
             return
         except ray.exceptions.RayError as exc:  # e.g. an object lost with its node: a bounded retry
             call = self._untrack(ref)
+            if call.kind in ("write", "text_write", "flush") and isinstance(exc, ray.exceptions.RayTaskError):
+                raise StoreWriteFailed(f"a writer of {self.cfg.out} failed: {first_line(exc.cause or exc, 600)}") from None
             if call.kind == "decode":
                 job = self.jobs.get(call.video_id)
                 if job is not None and self.current_token.get((call.video_id, "")) == call.token:
@@ -426,9 +453,15 @@ class Pipeline:
         ack = slot.handle.write.remote(seq, video_id, expert, payload_ref)
         self._track(Call("write", slot, video_id, expert, next(self.tokens), (ack,), (seq,)), ack)
 
+    def _check_ack(self, ack: dict[str, Any]) -> None:
+        """A writer that failed to commit says so in every reply: end the job with its one line."""
+        if ack.get("store_error"):
+            raise StoreWriteFailed(ack["store_error"])
+
     def _on_write(self, call: Call, ack: dict[str, Any]) -> None:
         self.acc.record_stage("write", ack.get("seconds", 0.0), ack.get("node_id"))
         self._committed(call.slot, ack.get("committed", []))
+        self._check_ack(ack)
         job = self.jobs.get(call.video_id)
         if not ack.get("ok", True):  # the store refused the features: a failure of this expert
             for s in call.seqs:
@@ -461,6 +494,7 @@ class Pipeline:
         outcome = job.outcome()
         assert job.video_id not in self.finished, f"video {job.video_id} settled twice"
         self.finished.add(job.video_id)
+        self.outcomes[job.video_id] = outcome
         self.acc.record_outcome(outcome)
         self.jobs.pop(job.video_id, None)
         job.view_refs = {}
@@ -504,6 +538,7 @@ class Pipeline:
 
     def _on_text_write(self, call: Call, ack: dict[str, Any]) -> None:
         self._committed(call.slot, ack.get("committed", []))
+        self._check_ack(ack)
 
     _on_flush = _on_text_write
 
@@ -564,7 +599,9 @@ class Pipeline:
             if items:
                 self.text_queue.append((enc, items))
         elif call.kind in ("write", "text_write", "flush") and call.slot is not None:
-            self.writer_dead.add(call.slot.key)
+            if call.slot.key not in self.writer_dead:  # revived (and resent to) by a ping, never left dead
+                self.writer_dead.add(call.slot.key)
+                self._probe(call.slot)
 
     def _probe(self, slot: Slot) -> None:
         """Stop dispatching to ``slot`` until it answers a ping (Ray restarts it) or replace it."""
@@ -624,7 +661,7 @@ class Pipeline:
                 self.bar.refresh()
             if time.monotonic() - last_flush > self.cfg.commit_seconds:
                 self._flush_writers(block=False)
-                self.driver_writer.commit()
+                self.driver_writer.commit()  # StoreIOError (a UserError) ends the job with one line
                 last_flush = time.monotonic()
 
     def _flush_writers(self, block: bool, timeout_s: float = 120) -> None:
@@ -636,9 +673,12 @@ class Pipeline:
             ref = slot.handle.close.remote() if block else slot.handle.flush.remote()
             if block:
                 try:
-                    self._committed(slot, ray.get(ref, timeout=timeout_s).get("committed", []))
+                    ack = ray.get(ref, timeout=timeout_s)
                 except (ray.exceptions.RayError, TimeoutError) as exc:
                     self.plan.notes.append(f"writer {slot.key} did not close cleanly: {first_line(exc, 300)}")
+                    continue
+                self._committed(slot, ack.get("committed", []))
+                self._check_ack(ack)
             else:
                 self._track(Call("flush", slot, token=next(self.tokens)), ref)
 
@@ -686,6 +726,9 @@ class Pipeline:
                 self._drain_writes()
             self.processing_s = time.monotonic() - t_loop
             self.driver_writer.close()
+        except UserError as exc:  # a store that cannot take writes (or another fatal condition)
+            self._fail_run(tracker, exc)
+            raise
         finally:
             self._restore_signals(previous)
             if self.bar is not None:
@@ -703,7 +746,39 @@ class Pipeline:
         self._stop_actors()
         return summary
 
+    def _fail_run(self, tracker: Any, exc: UserError) -> None:
+        """End the actors and the MLflow run (FAILED) before the one-line error reaches the user."""
+        self._stop_actors()
+        if tracker is None:
+            return
+        try:
+            summary = self._summary(interrupted=True) | {"error": first_line(exc, 600)}
+            tracker.finish(summary, self.failures, "FAILED")
+        except Exception:  # noqa: BLE001 - the store error is what the user must see
+            pass
+
+    def _count_committed_only(self) -> None:
+        """After a stop or a store failure: count as settled only what the store has committed.
+
+        A video is settled in the driver when its writes are acknowledged, which is before
+        its commit; a job that ends early must not report those as done (nor captions whose
+        batch never committed). The store's own records decide.
+        """
+        try:
+            still = self.store.pending(list(self.finished), sorted(self.plan.experts))
+            text_done = self._text_done()
+        except Exception as exc:  # noqa: BLE001 - an unreadable store: say the counts are the driver's
+            self.plan.notes.append(f"counts not checked against the store: {first_line(exc, 200)}")
+            return
+        for vid in [v for v in self.finished if v in still and self.outcomes.get(v) == "done"]:
+            self.finished.discard(vid)
+            self.acc.counts["done"] -= 1
+        if self.text_todo:
+            self.text_done = sum((enc, vid, idx) in text_done for enc, vid, idx, _ in self.text_todo)
+
     def _summary(self, interrupted: bool) -> dict[str, Any]:
+        if interrupted and getattr(self, "store", None) is not None:
+            self._count_committed_only()
         pending = len([v for v in self.todo if v not in self.finished])
         if not interrupted:
             assert pending == 0, f"{pending} videos were neither done, failed nor quarantined"
@@ -717,6 +792,7 @@ class Pipeline:
             "processing_s": round(getattr(self, "processing_s", 0.0), 3),
             "cluster": self.cluster,
             "failures": self.failures,
+            "rejected": [{"path": p, "reason": why} for p, why in self.inputs.rejected],
             "notes": self.plan.notes,
         }
         if self.plan.text:

@@ -188,21 +188,34 @@ class WriterWorker:
         self.last_commit = time.monotonic()
         self.node = _node_id()
         self.busy = 0.0
+        self.error: str | None = None  # the first failed commit: the store cannot take writes
 
     def ping(self) -> str:
         return self.node
 
     def _maybe_commit(self, force: bool = False) -> list[int]:
         due = len(self.buffered) >= self.commit_every or time.monotonic() - self.last_commit >= self.commit_seconds
-        if not self.buffered or not (force or due):
+        if self.error or not self.buffered or not (force or due):
             return []
-        self.writer.commit()
+        try:
+            self.writer.commit()
+        except Exception as exc:  # noqa: BLE001 - reported to the driver, which ends the job
+            self.error = _store_error(exc)
+            return []
         done, self.buffered, self.keys = self.buffered, [], {}
         self.last_commit = time.monotonic()
         return done
 
+    def _reply(self, committed: list[int], t0: float) -> dict[str, Any]:
+        out = {"committed": committed, "seconds": time.monotonic() - t0, "node_id": self.node}
+        if self.error:
+            out["store_error"] = self.error
+        return out
+
     def write(self, seq: int, video_id: str, expert: str, payload: dict[str, Any]) -> dict[str, Any]:
         t0 = time.monotonic()
+        if self.error:  # a failed commit: this writer takes nothing more (the driver ends the job)
+            return self._reply([], t0)
         if (video_id, expert) not in self.keys:  # a resend of a still-buffered item is a no-op
             try:
                 self.writer.write(video_id, expert, payload["features"], payload["timestamps"])
@@ -212,20 +225,38 @@ class WriterWorker:
         self.buffered.append(seq)
         committed = self._maybe_commit()
         self.busy += time.monotonic() - t0
-        return {"committed": committed, "seconds": time.monotonic() - t0, "node_id": self.node}
+        return self._reply(committed, t0)
 
     def write_text(self, seq: int, encoder: str, payload: list[tuple[str, int, np.ndarray]]) -> dict[str, Any]:
         t0 = time.monotonic()
-        for video_id, idx, tokens in payload:
-            self.writer.write_text(video_id, idx, encoder, tokens)
+        if self.error:
+            return self._reply([], t0)
+        try:
+            for video_id, idx, tokens in payload:
+                self.writer.write_text(video_id, idx, encoder, tokens)
+        except Exception as exc:  # noqa: BLE001
+            self.error = _store_error(exc)
+            return self._reply([], t0)
         self.buffered.append(seq)
-        committed = self._maybe_commit()
-        return {"committed": committed, "seconds": time.monotonic() - t0, "node_id": self.node}
+        return self._reply(self._maybe_commit(), t0)
 
     def flush(self) -> dict[str, Any]:
-        return {"committed": self._maybe_commit(force=True), "node_id": self.node}
+        t0 = time.monotonic()
+        return self._reply(self._maybe_commit(force=True), t0)
 
     def close(self) -> dict[str, Any]:
+        t0 = time.monotonic()
         committed = self._maybe_commit(force=True)
-        self.writer.close()
-        return {"committed": committed, "node_id": self.node}
+        if not self.error:
+            try:
+                self.writer.close()
+            except Exception as exc:  # noqa: BLE001
+                self.error = _store_error(exc)
+        return self._reply(committed, t0)
+
+
+def _store_error(exc: BaseException) -> str:
+    """One line for the driver: the store's own message (it names the store and the OS error)."""
+    from videxperts.errors import first_line
+
+    return first_line(exc, 600)

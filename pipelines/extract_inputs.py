@@ -3,7 +3,9 @@
 Every input becomes an :class:`InputVideo` (a store key and an absolute path); captions come
 along only from a dataset dir. A folder or glob keeps every matching file, even ones that are
 obviously broken, so that each one is accounted for (as failed, with its reason) rather than
-silently dropped.
+silently dropped. Entries named like videos that cannot be videos (a directory, a dangling
+symlink, a symlink loop, a FIFO, a device, a name with a control character) are listed in
+``Inputs.rejected`` with the reason, never opened (a FIFO would block the job).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import glob as globlib
 import hashlib
 import os
+import stat
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from videxperts.errors import UserError
@@ -40,6 +43,7 @@ class Inputs:
     source: str
     kind: str  # "manifest" | "folder" | "glob"
     captions: dict[str, list[tuple[int, str]]] | None = None
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): named like a video, not one
 
 
 def _unique_ids(paths: list[Path], root: Path | None) -> list[InputVideo]:
@@ -89,6 +93,57 @@ def _from_manifest(target: Path, with_captions: bool) -> Inputs:
     return Inputs(videos, str(target), "manifest", captions)
 
 
+MANIFEST_SUFFIXES = (".parquet",)
+
+
+def _not_a_video(path: Path) -> str | None:
+    """Why ``path`` (named like a video) cannot be read as one, or None for a regular file.
+
+    Uses ``lstat``/``stat`` only: nothing is opened, so a FIFO or a device never blocks.
+    """
+    name = path.name
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in str(path)):
+        return "its path has a control character (newline, tab, ...); rename it"
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if os.path.islink(path):
+            return "symlink loop" if exc.errno == 40 else "dangling symlink"
+        return f"cannot be read ({exc.strerror})"
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    what = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return f"{what} named like a video ({name})"
+
+
+def _walk_folder(target: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Regular video files under ``target`` and the entries named like videos that are not.
+
+    ``os.walk`` without following directory links, so a symlink loop cannot recurse forever;
+    hidden entries are skipped as before.
+    """
+    files: list[Path] = []
+    rejected: list[tuple[str, str]] = []
+    for dirpath, dirs, names in os.walk(target, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(dirpath)
+        entries = [n for n in names if not n.startswith(".")]
+        entries += [d for d in dirs if Path(d).suffix.lower() in VIDEO_SUFFIXES]  # a folder "x.mp4"
+        for name in sorted(entries):
+            p = here / name
+            if p.suffix.lower() not in VIDEO_SUFFIXES:
+                continue
+            why = _not_a_video(p)
+            if why is None:
+                files.append(p)
+            else:
+                rejected.append((str(p), why))
+    return sorted(files), rejected
+
+
 def list_inputs(spec: str, *, with_captions: bool = True) -> Inputs:
     """Resolve INPUT (manifest file, dataset dir, folder of videos, or glob) to the job's inputs."""
     target = Path(spec)
@@ -96,22 +151,33 @@ def list_inputs(spec: str, *, with_captions: bool = True) -> Inputs:
         return _from_manifest(target, with_captions)
     if target.is_dir() and (target / "manifest.parquet").is_file():
         return _from_manifest(target, with_captions)
+    if "://" in spec:
+        raise UserError(f"{spec}: URLs are not supported as INPUT; give a local manifest, dataset dir, "
+                        "folder or glob (the store itself may be an fsspec URL)")
     if target.is_dir():
-        files = sorted(
-            p for p in target.rglob("*")
-            if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(target).parts)
-        )
+        files, rejected = _walk_folder(target)
         if not files:
-            raise UserError(f"{spec}: no video files in this folder (looked for {', '.join(sorted(VIDEO_SUFFIXES)[:6])}, ...)")
-        return Inputs(_unique_ids(files, target), spec, "folder")
+            extra = f"; {len(rejected)} entries named like videos are not files, e.g. {rejected[0][0]}: " \
+                    f"{rejected[0][1]}" if rejected else ""
+            raise UserError(f"{spec}: no video files in this folder (looked for "
+                            f"{', '.join(sorted(VIDEO_SUFFIXES)[:6])}, ...){extra}")
+        return Inputs(_unique_ids(files, target), spec, "folder", rejected=rejected)
     if any(ch in spec for ch in "*?["):
         # resolved and de-duplicated: two patterns or links naming one file give one input
-        files = sorted({Path(p).resolve() for p in globlib.glob(spec, recursive=True) if os.path.isfile(p)})
+        matches = sorted(globlib.glob(spec, recursive=True))
+        rejected = [(p, why) for p in matches if Path(p).suffix.lower() in VIDEO_SUFFIXES
+                    and (why := _not_a_video(Path(p))) is not None]
+        bad = {p for p, _ in rejected}
+        files = sorted({Path(p).resolve() for p in matches if p not in bad and os.path.isfile(p)})
         if not files:
             raise UserError(f"{spec}: the glob matches no files")
         root = Path(os.path.commonpath([str(p.parent) for p in files]))
-        return Inputs(_unique_ids(files, root), spec, "glob")
-    if target.is_file():
+        return Inputs(_unique_ids(files, root), spec, "glob", rejected=rejected)
+    if target.is_file() or os.path.lexists(target):
+        why = _not_a_video(target) if target.suffix.lower() in VIDEO_SUFFIXES else (
+            f"not a video file (suffix {target.suffix or 'none'!r})")
+        if why is not None:
+            raise UserError(f"{spec}: {why}; INPUT must be a manifest (.parquet), a dataset dir, a folder of "
+                            f"videos, a glob, or one video file ({', '.join(sorted(VIDEO_SUFFIXES)[:6])}, ...)")
         return Inputs(_unique_ids([target.resolve()], target.resolve().parent), spec, "folder")
     raise UserError(f"{spec}: no such manifest, dataset dir, folder or glob")

@@ -74,7 +74,7 @@ def resolve_experts(profile: dict[str, Any], requested: list[str] | None) -> lis
 
 def plan_experts(profile: dict[str, Any], names: list[str], batch_size: int | None) -> dict[str, ExpertPlan]:
     """Build each expert (no ``load``) to read its dim, needs, resources and provenance."""
-    from videxperts.extractors.registry import build_expert
+    from videxperts.extractors.registry import build_expert, resolved_settings
 
     plans = {}
     for name in names:
@@ -83,7 +83,7 @@ def plan_experts(profile: dict[str, Any], names: list[str], batch_size: int | No
         res = expert.resources
         plans[name] = ExpertPlan(
             name=name, dim=int(expert.dim), version=str(getattr(expert, "version", "1")),
-            needs=expert.needs, provenance=dict(expert.provenance()),
+            needs=expert.needs, provenance={**expert.provenance(), "settings": resolved_settings(name, profile)},
             num_cpus=float(res.num_cpus), num_gpus=float(res.num_gpus), memory_mb=res.memory_mb,
             replicas=int(res.replicas), batch_size=int(batch_size or cfg.get("batch_size") or 8),
         )

@@ -17,6 +17,7 @@ import numpy as np
 import zarr
 
 from videxperts.storage._fs import StoreRoot
+from videxperts.storage._registry import StoreDamaged
 
 # Merge two chunk runs when the gap between them is at most this many chunks: reading a
 # few unneeded chunks is cheaper than another round trip.
@@ -81,15 +82,29 @@ class ChunkSource:
     def _decode(self, data: bytes | None) -> np.ndarray:
         if data is None:  # never written (all fill value)
             return np.zeros((self.chunk, *self.rest), dtype=self.dtype)
+        if len(data) < 16:
+            raise ValueError(f"chunk holds {len(data)} bytes, less than a Blosc header")
+        nbytes, _, cbytes = np.frombuffer(data[4:16], dtype="<u4").tolist()  # Blosc 1 header
+        if cbytes != len(data) or nbytes != self.chunk_bytes:  # blosc decodes a truncated buffer silently
+            raise ValueError(f"chunk holds {len(data)} of {cbytes} compressed bytes, {nbytes} of "
+                             f"{self.chunk_bytes} decoded")
         raw = numcodecs.blosc.decompress(data)
         return np.frombuffer(raw, dtype=self.dtype).reshape(self.chunk, *self.rest)
 
     def _read_local(self, key: str) -> np.ndarray:
         try:
             with open(os.path.join(self.root.root, key), "rb") as f:
-                return self._decode(f.read())
+                data = f.read()
         except FileNotFoundError:
             return self._decode(None)
+        return self._decode_named(key, data)
+
+    def _decode_named(self, key: str, data: bytes | None) -> np.ndarray:
+        """Decode, or raise ``ChunkDamaged`` naming the chunk file (never a bare codec error)."""
+        try:
+            return self._decode(data)
+        except Exception as exc:  # noqa: BLE001 - blosc/numpy errors of a truncated or corrupt chunk
+            raise ChunkDamaged(self.root.url, key, exc) from exc
 
     def read(self, cids: np.ndarray) -> np.ndarray:
         """Chunks ``cids`` decoded and stacked: ``[len(cids) * chunk, ...]``."""
@@ -106,8 +121,19 @@ class ChunkSource:
                     v = None
                 elif isinstance(v, BaseException):
                     raise v
-                parts.append(self._decode(v))
+                parts.append(self._decode_named(p[len(self.root.root) + 1:], v))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+class ChunkDamaged(StoreDamaged):
+    """A chunk file that cannot be decoded (truncated, overwritten): names the store and the chunk."""
+
+    def __init__(self, url: str, key: str, exc: BaseException) -> None:
+        from videxperts.errors import first_line
+
+        super().__init__(f"chunk {key} of the feature store {url} is damaged ({type(exc).__name__}: "
+                         f"{first_line(exc, 200)}): run 'videxperts store verify {url}', then 'store repair'")
+        self.key = key
 
 
 def _is_range(idx: np.ndarray) -> bool:

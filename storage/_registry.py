@@ -16,8 +16,14 @@ from typing import Any
 
 from videxperts.errors import UserError
 
-# Fields whose change makes old features incomparable with new ones.
-IDENTITY_KEYS = ("backbone", "weights", "sampling", "extractor_version", "dtype")
+# Provenance keys that say where or how fast features were made, never what they are: every
+# other key (backbone, weights, sampling, extractor_version, dtype, crop, PCA, thresholds,
+# engine versions, the resolved ``settings`` ...) is part of the identity, whatever the expert
+# reports, so a new setting is covered without a change here.
+NON_IDENTITY_KEYS = frozenset({"device", "batch_size", "replicas", "num_threads", "threads", "node", "node_id",
+                               "host", "hostname", "pid", "workers"})
+# Keys a store registered before the full identity may lack; a missing one is not a difference.
+LEGACY_OPTIONAL_KEYS = frozenset({"settings"})
 REQUIRED_KEYS = ("weights", "extractor_version")
 DTYPES = ("float16", "float32")
 DEFAULT_DTYPE = "float16"
@@ -27,6 +33,27 @@ KIND_DIR = {"expert": "experts", "text": "text"}
 
 class StoreError(UserError):
     """The store is missing, damaged, or asked for something it cannot do."""
+
+
+class StoreDamaged(StoreError):
+    """A file of the store cannot be read (truncated, deleted): one line naming it and the way out."""
+
+
+class StoreIOError(StoreError):
+    """Writing to the store failed (no space, read-only or vanished filesystem, permission,
+    a refused PUT): one line naming the store and the OS error. What was committed before
+    stays readable; a re-run after the cause is removed completes the job."""
+
+
+def io_error(url: str, what: str, exc: BaseException) -> StoreIOError:
+    """The one-line error for an I/O failure while ``what`` (e.g. "committing") in ``url``."""
+    from videxperts.errors import first_line
+
+    cause = exc
+    while cause.__cause__ is not None and not isinstance(cause, OSError):  # zarr/fsspec wrap OSErrors
+        cause = cause.__cause__
+    return StoreIOError(f"cannot write to the feature store {url} while {what}: "
+                        f"{type(cause).__name__}: {first_line(cause, 300)}")
 
 
 class ProvenanceMismatchError(StoreError):
@@ -60,9 +87,25 @@ def make_entry(name: str, dim: int, provenance: dict[str, Any], drops: int) -> d
         raise StoreError(f"provenance dtype of {name!r} is {prov['dtype']!r}; the store keeps float16 or float32")
     if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
         raise StoreError(f"dim of {name!r} must be a positive int, got {dim!r}")
-    ident = {k: prov.get(k) for k in IDENTITY_KEYS} | {"dim": dim}
+    ident = identity(prov) | {"dim": dim}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    return {"dim": dim, "dtype": prov["dtype"], "provenance": prov, "epoch": f"{digest}-{drops}", "drops": drops}
+    return {"dim": dim, "dtype": prov["dtype"], "provenance": prov, "epoch": f"{digest}-{drops}",
+            "drops": drops, "identity": digest}
+
+
+def identity(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The part of a (canonical) provenance that determines the features' values."""
+    return {k: v for k, v in provenance.items() if k not in NON_IDENTITY_KEYS}
+
+
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys, so a difference names the setting (``settings.final_relu``)."""
+    if isinstance(obj, dict) and obj:
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): obj}
 
 
 def differences(old: dict[str, Any], dim: int, provenance: dict[str, Any]) -> list[str]:
@@ -72,8 +115,14 @@ def differences(old: dict[str, Any], dim: int, provenance: dict[str, Any]) -> li
     diffs = []
     if old["dim"] != dim:
         diffs.append(f"dim: store has {old['dim']}, asked {dim}")
-    for k in IDENTITY_KEYS:
-        a, b = old["provenance"].get(k), prov.get(k)
+    stored = identity(old["provenance"])
+    asked = identity(prov)
+    for k in LEGACY_OPTIONAL_KEYS:
+        if k not in stored:
+            asked.pop(k, None)
+    a_flat, b_flat = _flat(stored), _flat(asked)
+    for k in sorted(set(a_flat) | set(b_flat)):
+        a, b = a_flat.get(k), b_flat.get(k)
         if a != b:
             diffs.append(f"{k}: store has {json.dumps(a)}, asked {json.dumps(b)}")
     return diffs

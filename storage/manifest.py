@@ -87,6 +87,9 @@ def check_relative_path(path: Any, *, allow_outside: bool = False, where: str = 
         raise ManifestError(f"{where}video path contains a NUL byte: {path!r}")
     if "\\" in path:
         raise ManifestError(f"{where}video path must use '/' separators: {path!r}")
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", path):
+        raise ManifestError(f"{where}video path is a URL ({path!r}): URLs are not supported; paths are "
+                            "relative to the dataset dir (copy or mount the files first)")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise ManifestError(f"{where}absolute video path not allowed (paths are relative to the dataset dir): {path!r}")
     norm = posixpath.normpath(path)
@@ -231,6 +234,31 @@ def _read(file: Path, what: str) -> pa.Table:
         raise ManifestError(f"{file}: not a readable parquet {what} ({exc})") from exc
 
 
+def _contain_links(file: Path, base: str, rel: list[str], absolute: list[str]) -> None:
+    """A path that leaves the dataset dir through a symlink is refused like a ``..`` path.
+
+    Only the text of a path is checked by ``check_relative_path``; here each existing file is
+    resolved. Allowed: the links ``videxperts data import`` makes, i.e. a file under
+    ``DIR/videos/`` (the import's link folder) that is itself a symlink to a regular file, reached
+    through directories that stay inside ``DIR``.
+    """
+    root = os.path.realpath(base)
+    for r, p in zip(rel, absolute, strict=True):
+        if not os.path.lexists(p):
+            continue  # a missing file is reported when it is decoded
+        real = os.path.realpath(p)
+        if real == root or real.startswith(root + os.sep):
+            continue
+        parent = os.path.realpath(os.path.dirname(p))
+        import_link = (r.startswith("videos/") and os.path.islink(p) and os.path.isfile(real)
+                       and (parent == root or parent.startswith(root + os.sep)))
+        if not import_link:
+            raise ManifestError(
+                f"{file}: video path {r!r} leaves the dataset dir through a symlink (to {real}); "
+                f"set {ALLOW_OUTSIDE_ENV}=1 only for manifests you trust"
+            )
+
+
 def read_manifest(
     dir_or_file: str | os.PathLike[str], *, allow_outside: bool | None = None, check_files: bool = False
 ) -> pa.Table:
@@ -246,6 +274,8 @@ def read_manifest(
     base = os.path.abspath(d)
     rel = table.column("path").to_pylist()
     absolute = [os.path.normpath(os.path.join(base, r)) for r in rel]
+    if not _allow_outside_default(allow_outside):
+        _contain_links(file, base, rel, absolute)
     if check_files:
         for vid, p in zip(table.column("video_id").to_pylist(), absolute, strict=True):
             if not os.path.isfile(p):

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
+from videxperts.errors import first_line
 from videxperts.storage._gather import gather_rows, segment_rows
-from videxperts.storage._registry import StoreError
+from videxperts.storage._registry import StoreDamaged, StoreError
 from videxperts.storage.store import FeatureStore
 
 __all__ = ["StoreReader"]
@@ -132,7 +133,15 @@ class StoreReader:
             sel = np.flatnonzero((src == code) & (take > 0))
             arr, source = self.store._reader(f"{lk.sources[code]}/{sub}/{name}", int((start[sel] + take[sel]).max()))
             idx = segment_rows(offs[sel], take[sel])
-            gather_rows(arr, segment_rows(start[sel], take[sel]), out, out_rows[idx], source)
+            try:
+                gather_rows(arr, segment_rows(start[sel], take[sel]), out, out_rows[idx], source)
+            except StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a codec error through Zarr: name the array
+                path = f"{lk.sources[code]}/{sub}/{name}"
+                raise StoreDamaged(f"array {path} of the feature store {self.store.url} has an unreadable "
+                                   f"chunk ({type(exc).__name__}: {first_line(exc, 120)}): run "
+                                   f"'videxperts store verify {self.store.url}'") from exc
 
     # ------------------------------------------------------------------ experts
     def load_expert(

@@ -35,23 +35,27 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.errors import ArrayNotFoundError
 
+from videxperts.errors import first_line
 from videxperts.storage import _records as rec
 from videxperts.storage._fs import StoreRoot
 from videxperts.storage._gather import ChunkSource, gather_rows, segment_rows
 from videxperts.storage._registry import (
     KIND_DIR,
     ProvenanceMismatchError,
+    StoreDamaged,
     StoreError,
+    StoreIOError,
     check_name,
     differences,
     group_json,
+    io_error,
     make_entry,
 )
 
 if TYPE_CHECKING:
     from videxperts.storage.writer import StoreWriter
 
-__all__ = ["FeatureStore", "StoreError", "ProvenanceMismatchError"]
+__all__ = ["FeatureStore", "StoreError", "StoreDamaged", "StoreIOError", "ProvenanceMismatchError"]
 
 FORMAT_VERSION = 1
 CHUNK_BYTES = 512 * 1024  # target uncompressed chunk size: small enough to limit read amplification
@@ -81,6 +85,7 @@ class Snapshot:
     folded: set[str] = field(default_factory=set)
     bad_commits: dict[str, str] = field(default_factory=dict)
     raw_names: set[tuple[str, str]] = field(default_factory=set)
+    bad_registry: dict[str, str] = field(default_factory=dict)
 
 
 class FeatureStore:
@@ -109,45 +114,88 @@ class FeatureStore:
         if exists:
             try:
                 attrs = json.loads(root.read_bytes("zarr.json")).get("attributes", {})
-            except (ValueError, OSError) as exc:
-                raise StoreError(f"{url} has an unreadable zarr.json: {exc}") from exc
+            except (ValueError, OSError, AttributeError) as exc:
+                raise StoreDamaged(f"zarr.json of the feature store {url} is unreadable "
+                                   f"({first_line(exc, 120)}): run 'videxperts store repair {url}'") from exc
             if "videxperts_store" not in attrs:
                 raise StoreError(f"{url} is a Zarr hierarchy but not a videxperts feature store")
+        if not exists and mode in ("r", "a") and any(root.exists(d) for d in ("experts", "commits")):
+            raise StoreDamaged(f"zarr.json of the feature store {url} is missing: "
+                               f"run 'videxperts store repair {url}'")
         if mode == "r" and not exists:
             raise StoreError(f"no feature store at {url}")
         if mode == "w-" and exists:
             raise StoreError(f"a feature store already exists at {url}")
-        if mode == "w" and root.exists(""):
-            root.remove("", recursive=True)
-            exists = False
-        if not exists and mode != "r":
-            for sub in ("experts", "text", "shards", "base"):
-                root.put_atomic(f"{sub}/zarr.json", group_json({}))
-            root.put_atomic("zarr.json", group_json({"videxperts_store": FORMAT_VERSION}))
+        try:
+            if mode == "w" and root.exists(""):
+                root.remove("", recursive=True)
+                exists = False
+            if not exists and mode != "r":
+                for sub in ("experts", "text", "shards", "base"):
+                    root.put_atomic(f"{sub}/zarr.json", group_json({}))
+                root.put_atomic("zarr.json", group_json({"videxperts_store": FORMAT_VERSION}))
+        except OSError as exc:
+            raise io_error(url, "creating it", exc) from exc
         return cls(root, mode)
 
     def _require_writable(self) -> None:
         if self.mode == "r":
             raise StoreError(f"{self.url} was opened read-only (mode='r')")
 
-    def _registry(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """(kind, name) -> entry, tombstones included (``dropped`` true)."""
+    def _registry(self, bad: dict[str, str] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+        """(kind, name) -> entry, tombstones included (``dropped`` true).
+
+        An entry that is missing or does not parse raises ``StoreDamaged`` naming its file,
+        unless ``bad`` is given (verify, repair): it then collects ``{file: reason}``.
+        """
         rels = []
         for kind, sub in KIND_DIR.items():
             for name in self._root.list_names(sub):
                 if name != "zarr.json":
                     rels.append((kind, name, f"{sub}/{name}/zarr.json"))
-        docs = self._root.read_many([r for _, _, r in rels])
+        try:
+            docs = self._root.read_many([r for _, _, r in rels])
+        except (OSError, ValueError):  # one of them is gone: read them one by one to name it
+            docs = {}
+            for _, _, rel in rels:
+                try:
+                    docs[rel] = self._root.read_bytes(rel)
+                except (OSError, ValueError):
+                    pass
         out = {}
         for kind, name, rel in rels:
-            out[(kind, name)] = json.loads(docs[rel])["attributes"]
+            try:
+                attrs = json.loads(docs[rel])["attributes"]
+                if not attrs.get("dropped"):
+                    attrs["dim"], attrs["dtype"], attrs["provenance"], attrs["epoch"]  # noqa: B018 - must exist
+            except KeyError as exc:
+                reason = "missing" if rel not in docs else f"lacks {exc}"
+                self._damaged(rel, reason, bad)
+                continue
+            except (ValueError, TypeError) as exc:
+                self._damaged(rel, f"does not parse ({first_line(exc, 120)})", bad)
+                continue
+            out[(kind, name)] = attrs
         return out
+
+    def _damaged(self, rel: str, reason: str, bad: dict[str, str] | None) -> None:
+        if bad is None:
+            raise StoreDamaged(f"{rel} of the feature store {self.url} is damaged ({reason}): "
+                               f"run 'videxperts store repair {self.url}'")
+        bad[rel] = reason
 
     def _ensure(self, kind: str, name: str, dim: int, provenance: dict[str, Any]) -> dict[str, Any]:
         self._require_writable()
         check_name(name, "expert" if kind == "expert" else "text encoder")
         rel = f"{KIND_DIR[kind]}/{name}/zarr.json"
-        old = json.loads(self._root.read_bytes(rel))["attributes"] if self._root.exists(rel) else None
+        old = None
+        if self._root.exists(rel):
+            try:
+                old = json.loads(self._root.read_bytes(rel))["attributes"]
+            except (ValueError, KeyError, TypeError) as exc:
+                self._damaged(rel, f"does not parse ({first_line(exc, 120)})", None)
+        elif self._root.exists(f"{KIND_DIR[kind]}/{name}"):  # the folder without its zarr.json
+            self._damaged(rel, "missing", None)
         if old is not None and not old.get("dropped"):
             diffs = differences(old, dim, provenance)
             if diffs:
@@ -159,7 +207,10 @@ class FeatureStore:
                 )
             return old
         entry = make_entry(name, dim, provenance, drops=int(old["drops"]) + 1 if old else 0)
-        self._root.put_atomic(rel, group_json(entry))
+        try:
+            self._root.put_atomic(rel, group_json(entry))
+        except OSError as exc:
+            raise io_error(self.url, f"registering {name!r}", exc) from exc
         return entry
 
     def ensure_expert(self, name: str, dim: int, provenance: dict[str, Any]) -> None:
@@ -207,19 +258,29 @@ class FeatureStore:
     def _read_head(self) -> str | None:
         if not self._root.exists("HEAD.json"):
             return None
-        return json.loads(self._root.read_bytes("HEAD.json")).get("base")
+        try:
+            base = json.loads(self._root.read_bytes("HEAD.json")).get("base")
+        except (ValueError, OSError, AttributeError) as exc:
+            self._damaged("HEAD.json", f"does not parse ({first_line(exc, 120)})", None)
+        if base is not None and not isinstance(base, str):
+            self._damaged("HEAD.json", f"names base {base!r}", None)
+        return base
 
     def _base(self, gen: str) -> tuple[pa.Table, set[str]]:
         if gen not in self._base_cache:
-            got = self._root.read_many([f"base/{gen}/index.parquet", f"base/{gen}/folded.parquet"])
-            index = rec.from_parquet_bytes(got[f"base/{gen}/index.parquet"])
-            folded = set(rec.pq.read_table(rec.io.BytesIO(got[f"base/{gen}/folded.parquet"]))["name"].to_pylist())
+            try:
+                got = self._root.read_many([f"base/{gen}/index.parquet", f"base/{gen}/folded.parquet"])
+                index = rec.from_parquet_bytes(got[f"base/{gen}/index.parquet"])
+                folded = set(rec.pq.read_table(rec.io.BytesIO(got[f"base/{gen}/folded.parquet"]))["name"].to_pylist())
+            except Exception as exc:  # noqa: BLE001 - missing or undecodable: damage to name
+                self._damaged(f"base/{gen}", f"its index is unreadable ({first_line(exc, 120)})", None)
             self._base_cache[gen] = (index, folded)
         return self._base_cache[gen]
 
     def snapshot(self, strict: bool = True) -> Snapshot:
         """Registry + latest record per key, reading only commit files not seen before."""
-        registry = self._registry()
+        bad_registry: dict[str, str] = {}
+        registry = self._registry(None if strict else bad_registry)
         base = self._read_head()
         tables: list[pa.Table] = []
         folded: set[str] = set()
@@ -236,8 +297,10 @@ class FeatureStore:
                     self._commit_cache[n] = rec.from_parquet_bytes(got[f"commits/{n}"])
                 except Exception as exc:  # noqa: BLE001 - any decode failure is damage to report
                     if strict:
-                        raise StoreError(f"commit record commits/{n} in {self.url} is unreadable: {exc}") from exc
-                    bad[n] = str(exc)
+                        raise StoreDamaged(f"commit record commits/{n} of the feature store {self.url} is "
+                                           f"unreadable ({first_line(exc, 120)}): run "
+                                           f"'videxperts store repair {self.url}'") from exc
+                    bad[n] = first_line(exc, 200)
         tables.extend(self._commit_cache[n] for n in names if n in self._commit_cache)
         raw_names: set[tuple[str, str]] = set()
         for t in tables if not strict else []:  # only verify needs the names of every record
@@ -245,7 +308,7 @@ class FeatureStore:
                 pairs = t.select(["kind", "name"]).group_by(["kind", "name"]).aggregate([])
                 raw_names.update(zip(pairs["kind"].to_pylist(), pairs["name"].to_pylist(), strict=True))
         epochs = {k: e["epoch"] for k, e in registry.items() if not e.get("dropped")}
-        return Snapshot(registry, rec.latest(tables, epochs), base, names, folded, bad, raw_names)
+        return Snapshot(registry, rec.latest(tables, epochs), base, names, folded, bad, raw_names, bad_registry)
 
     # ------------------------------------------------------------------ writing
     def writer(self, writer_id: str) -> StoreWriter:
@@ -262,9 +325,10 @@ class FeatureStore:
         if arr is None or arr.shape[0] < need_rows:
             try:
                 arr = zarr.open_array(store=self._root.zarr_store, path=path, mode="r")
-            except (ArrayNotFoundError, FileNotFoundError, KeyError) as exc:
-                raise StoreError(f"array {path} of {self.url} is missing (was the store compacted "
-                                 f"while reading? reopen it): {exc}") from exc
+            except (ArrayNotFoundError, FileNotFoundError, KeyError, ValueError) as exc:
+                raise StoreDamaged(f"array {path} of the feature store {self.url} is missing or unreadable "
+                                   f"({first_line(exc, 120)}): the store is damaged (run 'videxperts store "
+                                   f"verify {self.url}'), or it was compacted while reading (reopen it)") from exc
             self._arrays[path] = arr
         if arr.shape[0] < need_rows:
             raise StoreError(f"array {path} of {self.url} has {arr.shape[0]} rows, records need {need_rows}")
@@ -401,64 +465,96 @@ class FeatureStore:
     # ------------------------------------------------------------------ verify
     def verify(self) -> list[str]:
         """Check records against arrays, dims, and values; returns problems (empty = healthy)."""
-        problems: list[str] = []
+        return [d.text() for d in self.verify_report()]
+
+    def verify_report(self) -> list[Damage]:
+        """Every damaged object with the (video, expert) pairs it affects; never raises for damage."""
         try:
             snap = self.snapshot(strict=False)
-        except Exception as exc:  # noqa: BLE001 - anything here means the store is damaged
-            return [f"cannot read the store's records: {exc}"]
-        problems += [f"commit record commits/{n} is unreadable: {msg}" for n, msg in snap.bad_commits.items()]
+        except StoreError as exc:  # HEAD.json or the current base: nothing below can be trusted
+            obj = str(exc).split(" of the feature store", 1)[0]
+            return [Damage(obj, str(exc))]
+        problems = [Damage(f"commits/{n}", f"commit record is unreadable ({msg}); the videos it committed are "
+                           "unknown until it is moved aside (store repair) and they are extracted again")
+                    for n, msg in snap.bad_commits.items()]
+        problems += [Damage(rel, f"registry entry is {why}; the records of "
+                            f"{rel.split('/')[0].rstrip('s')} {rel.split('/')[1]!r} are hidden until it is "
+                            "registered again (store repair, then extract)",
+                            "expert" if rel.startswith("experts/") else "text", rel.split("/")[1])
+                     for rel, why in snap.bad_registry.items()]
+        damaged_names = {(d.kind, d.name) for d in problems if d.kind}
         known = set(snap.registry)
-        for kind, name in sorted(snap.raw_names - known):
-            problems.append(f"records for unregistered {kind} {name!r}")
+        for kind, name in sorted(snap.raw_names - known - damaged_names):
+            problems.append(Damage(f"{KIND_DIR[kind]}/{name}", f"records for unregistered {kind} {name!r}"))
         df = snap.records
         bad_state = df[~df["state"].isin(rec.STATES)]
         for state, n in Counter(bad_state["state"].astype(str)).items():
-            problems.append(f"{n} records with unknown state {state!r}")
+            problems.append(Damage("commits", f"{n} records with unknown state {state!r}"))
         done = df[(df["state"] == "done") & (df["row_count"] > 0)]
         for (kind, name, source), grp in done.groupby(["kind", "name", "source"], sort=True):
             entry = snap.registry.get((kind, name), {})
-            label = f"{'expert' if kind == 'expert' else 'text encoder'} {name!r}"
-            problems += self._verify_group(kind, name, str(source), grp, entry, label)
+            try:
+                problems += self._verify_group(kind, name, str(source), grp, entry)
+            except Exception as exc:  # noqa: BLE001 - a failure not foreseen above is still a report
+                problems.append(Damage(f"{source}/{'features' if kind == 'expert' else 'text'}/{name}",
+                                       f"cannot be checked ({type(exc).__name__}: {first_line(exc, 200)})",
+                                       kind, name, sorted(grp["video_id"].astype(str))))
         return problems
 
-    def _verify_group(
-        self, kind: str, name: str, source: str, grp: pd.DataFrame, entry: dict[str, Any], label: str
-    ) -> list[str]:
-        problems: list[str] = []
+    def _verify_group(self, kind: str, name: str, source: str, grp: pd.DataFrame,
+                      entry: dict[str, Any]) -> list[Damage]:
+        problems: list[Damage] = []
+        label = f"{'expert' if kind == 'expert' else 'text encoder'} {name!r}"
+
+        def hurt(obj: str, what: str, videos: Any) -> None:
+            problems.append(Damage(obj, f"{label}: {what}", kind, name, sorted(set(map(str, videos)))))
+
         fpath = f"{source}/{'features' if kind == 'expert' else 'text'}/{name}"
         try:
             arr = zarr.open_array(store=self._root.zarr_store, path=fpath, mode="r")
-        except (ArrayNotFoundError, FileNotFoundError, KeyError, ValueError) as exc:
-            return [f"{label}: array {fpath} is missing or unreadable ({len(grp)} videos affected): {exc}"]
+        except Exception as exc:  # noqa: BLE001 - missing, or metadata that does not parse
+            hurt(fpath, f"array is missing or unreadable ({first_line(exc, 120)})", grp["video_id"])
+            return problems
         if arr.ndim != 2 or arr.shape[1] != entry.get("dim"):
-            return [f"{label}: array {fpath} has shape {arr.shape}, registry says dim {entry.get('dim')}"]
+            hurt(fpath, f"array has shape {arr.shape}, registry says dim {entry.get('dim')}", grp["video_id"])
+            return problems
         ends = (grp["row_start"] + grp["row_count"]).to_numpy()
         over = grp[ends > arr.shape[0]]
         if len(over):
-            problems.append(
-                f"{label}: {len(over)} videos index rows past the end of {fpath} "
-                f"({arr.shape[0]} rows), e.g. {', '.join(over['video_id'].astype(str)[:5])}"
-            )
+            hurt(fpath, f"records index rows past the end ({arr.shape[0]} rows)", over["video_id"])
             grp = grp[ends <= arr.shape[0]]
-        ts = None
+            ends = ends[ends <= arr.shape[0]]
+        ts = tpath = None
         if kind == "expert":
             tpath = f"{source}/timestamps/{name}"
             try:
                 ts = zarr.open_array(store=self._root.zarr_store, path=tpath, mode="r")
                 need = int(ends.max(initial=0))  # uncommitted rows past the end may differ: ignore
                 if ts.shape[0] < need:
-                    problems.append(f"{label}: {tpath} has {ts.shape[0]} rows, records index up to {need}")
+                    hurt(tpath, f"has {ts.shape[0]} rows, records index up to {need}",
+                         grp["video_id"][ends > ts.shape[0]])
                     ts = None
-            except (ArrayNotFoundError, FileNotFoundError, KeyError, ValueError):
-                problems.append(f"{label}: timestamps array {tpath} is missing")
-        bad_videos: list[str] = []
+            except Exception as exc:  # noqa: BLE001
+                hurt(tpath, f"timestamps array is missing or unreadable ({first_line(exc, 120)})", grp["video_id"])
+                ts = None
         starts = grp["row_start"].to_numpy()
         counts = grp["row_count"].to_numpy()
         vids = grp["video_id"].astype(str).to_numpy()
+        bad_chunks: dict[str, list[str]] = {}
+        for a, path in ((arr, fpath), (ts, tpath)):
+            if a is not None:
+                for key, hit in _damaged_chunks(a, self._root, path, starts, counts).items():
+                    bad_chunks[key] = vids[hit].tolist()
+        for key, videos in sorted(bad_chunks.items()):
+            hurt(key, "chunk is unreadable (truncated or corrupt)", videos)
+        skip = {v for videos in bad_chunks.values() for v in videos}
+        keep = np.array([v not in skip for v in vids], dtype=bool)
+        starts, counts, vids = starts[keep], counts[keep], vids[keep]
+        bad_videos: list[str] = []
         per_block = max(1, COPY_BYTES // max(1, arr.shape[1] * arr.dtype.itemsize))
         cum = np.cumsum(counts)
         lo = 0
-        while lo < len(grp):
+        while lo < len(vids):
             hi = max(lo + 1, int(np.searchsorted(cum, (cum[lo - 1] if lo else 0) + per_block, side="right")))
             rows = segment_rows(starts[lo:hi], counts[lo:hi])
             finite = np.isfinite(gather_rows(arr, rows, source=ChunkSource.for_array(arr, self._root, fpath)))
@@ -470,10 +566,7 @@ class FeatureStore:
             bad_videos += vids[lo:hi][~ok].tolist()
             lo = hi
         if bad_videos:
-            problems.append(
-                f"{label}: non-finite values (NaN/inf) in {len(bad_videos)} videos, "
-                f"e.g. {', '.join(bad_videos[:5])}"
-            )
+            hurt(fpath, "non-finite values (NaN/inf)", bad_videos)
         return problems
 
     # ------------------------------------------------------------------ compact
@@ -584,6 +677,55 @@ class FeatureStore:
                     pending_t = [t_all[flush:]]
                 dst_lo += flush
                 pend_rows -= flush
+
+
+@dataclass
+class Damage:
+    """One damaged object of a store (a file, an array, a chunk) and the pairs it affects."""
+
+    object: str  # path inside the store
+    problem: str
+    kind: str | None = None  # "expert" | "text" when the affected pairs are known
+    name: str | None = None
+    videos: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        where = f"{self.object}: {self.problem}"
+        if not self.videos:
+            return where
+        shown = ", ".join(self.videos[:5]) + (", ..." if len(self.videos) > 5 else "")
+        return f"{where} ({len(self.videos)} videos affected: {shown})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "problem": self.problem, "kind": self.kind, "name": self.name,
+                "videos": self.videos}
+
+
+def _damaged_chunks(arr: zarr.Array, root: StoreRoot, path: str, starts: np.ndarray,
+                    counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Chunk key -> boolean mask of the segments whose rows touch that unreadable chunk.
+
+    Reads each touched chunk once on its own, so one bad chunk is named exactly and the
+    others still get checked; a healthy array costs one extra decode per chunk.
+    """
+    chunk = int(arr.chunks[0])
+    if not len(starts):
+        return {}
+    first = starts // chunk
+    last = (starts + np.maximum(counts, 1) - 1) // chunk
+    touched = np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(first, last, strict=True)]))
+    src = ChunkSource.for_array(arr, root, path)
+    out: dict[str, np.ndarray] = {}
+    for cid in touched.tolist():
+        try:
+            if src is not None:
+                src.read(np.array([cid]))
+            else:
+                arr[cid * chunk:(cid + 1) * chunk]
+        except Exception:  # noqa: BLE001 - any decode failure is damage of this chunk
+            key = f"{path}/c/{cid}" + "/0" * (arr.ndim - 1) if src is None else src._key(cid)
+            out[key] = (first <= cid) & (last >= cid)
+    return out
 
 
 def _names_parquet(names: list[str]) -> bytes:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import zarr
 
 from videxperts.storage import _records as rec
-from videxperts.storage._registry import StoreError
+from videxperts.storage._registry import StoreError, io_error
 from videxperts.storage.store import chunk_rows
 
 if TYPE_CHECKING:
@@ -124,6 +124,11 @@ class StoreWriter:
         self._check_open()
         self._add("expert", expert, video_id, -1, "failed", None, str(error_class), str(message), attempts)
 
+    def fail_text(self, video_id: str, caption_idx: int, encoder: str, error_class: str, message: str) -> None:
+        """Record that caption ``caption_idx`` of ``video_id`` is not encoded (e.g. its rows were lost)."""
+        self._check_open()
+        self._add("text", encoder, video_id, caption_idx, "failed", None, str(error_class), str(message), 0)
+
     def quarantine(self, video_id: str, expert: str, reason: str) -> None:
         """Record that ``video_id`` must not be retried for ``expert`` (e.g. it crashes the decoder)."""
         self._check_open()
@@ -140,9 +145,20 @@ class StoreWriter:
         return self._arrays[path]
 
     def commit(self) -> int:
-        """Flush buffered rows into the shard, then write the commit record; returns entries committed."""
+        """Flush buffered rows into the shard, then write the commit record; returns entries committed.
+
+        An I/O failure (no space, read-only filesystem, refused PUT) raises ``StoreIOError``
+        (one line naming the store and the OS error). Nothing of this commit is then visible:
+        the record is written last and atomically. The buffer is kept, so a later ``commit``
+        retries the same entries once the cause is gone.
+        """
         self._check_open()
-        return self._commit()
+        try:
+            return self._commit()
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - OSError and whatever zarr/fsspec wrap it in
+            raise io_error(self.store.url, f"committing writer {self.token}", exc) from exc
 
     def _commit(self) -> int:
         if not self._entries:
@@ -182,11 +198,17 @@ class StoreWriter:
         return n
 
     def close(self) -> None:
-        """Commit what is buffered and seal the shard (compaction may then delete it)."""
+        """Commit what is buffered and seal the shard (compaction may then delete it).
+
+        Raises ``StoreIOError`` when that commit or the seal cannot be written.
+        """
         if self._closed:
             return
-        self._commit()
+        self.commit()
         if self._seq:
-            self.store._root.put_atomic(f"{self.shard}/sealed.json", json.dumps({"commits": self._seq}).encode())
+            try:
+                self.store._root.put_atomic(f"{self.shard}/sealed.json", json.dumps({"commits": self._seq}).encode())
+            except Exception as exc:  # noqa: BLE001
+                raise io_error(self.store.url, f"sealing writer {self.token}", exc) from exc
         self._closed = True
 

@@ -162,3 +162,22 @@ def make_hostile_corpus(directory: Path | str) -> dict[str, Path]:
     c["dup_nested"] = Path(shutil.copyfile(c["good"], d / "sub" / "clip.mp4"))
     c["dup_flat"] = Path(shutil.copyfile(c["good"], d / "sub__clip.mp4"))
     return c
+
+
+def make_gif(path: Path | str, frames: int = 12, size: tuple[int, int] = (48, 32), fps: int = 10) -> Path:
+    """An animated GIF (palette frames, no audio): an accepted input suffix that decord cannot read."""
+    import av
+
+    path = Path(path)
+    w, h = size
+    with av.open(str(path), "w", format="gif") as out:
+        stream = out.add_stream("gif", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "rgb8"
+        for i in range(frames):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:, (i * 4) % w:(i * 4) % w + 4] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

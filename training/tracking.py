@@ -77,9 +77,53 @@ def check_tracking(uri: str, timeout_s: float = 5.0) -> None:
     try:
         from mlflow.tracking import MlflowClient
 
-        MlflowClient(uri).search_experiments(max_results=1)
+        with sqlite_init_lock(uri):  # the first open creates and migrates the schema
+            MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here is "cannot use this store"
         raise TrackingUnavailable(f"MLflow tracking store {uri} cannot be opened ({exc})") from None
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory sqlite)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextmanager
+def sqlite_init_lock(uri: str, timeout_s: float = 300.0) -> Iterator[None]:
+    """Serialise the creation and migration of a sqlite tracking database between processes.
+
+    MLflow creates the tables and runs its alembic migrations on the first open of a sqlite
+    store; two jobs doing that at once on one work dir (the documented cluster pattern) fail
+    with a migration error. An exclusive ``flock`` on ``<db>.lock`` beside the database makes
+    the first open one at a time; later opens find the schema current and only check it.
+    Other stores (a server) are not locked.
+    """
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+") as f:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingUnavailable(f"MLflow tracking store {uri}: another job has held "
+                                              f"{f.name} for {timeout_s:g} s") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def ensure_experiment(client: Any, name: str, artifact_location: str | None) -> str:
@@ -89,7 +133,13 @@ def ensure_experiment(client: Any, name: str, artifact_location: str | None) -> 
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location)
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:  # another job created it between our look-up and create: use theirs
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def git_commit(path: str | Path | None = None) -> str | None:

@@ -85,8 +85,25 @@ def _probe(path: str, max_pixels: int) -> dict:
         return info
 
 
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so a probe blocked on a FIFO or
+    a hung demuxer never outlives the decode that started it (the parent may be SIGKILLed on a
+    timeout and then has no chance to end us)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's own cleanup still applies
+        return
+    if parent and os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main() -> None:
     path, max_pixels = sys.argv[1], int(sys.argv[2])
+    _die_with_parent(int(sys.argv[3]) if len(sys.argv) > 3 else 0)
     try:
         result = _probe(path, max_pixels)
     except Exception as e:  # any other failure is still a typed answer, not a traceback

@@ -73,7 +73,7 @@ def _typed(path: str, kind: str, reason: str) -> VideoInputError:
 
 
 def _run_child(path: str, timeout_s: float, max_pixels: int | None) -> dict:
-    cmd = [sys.executable, str(_CHILD), path, str(int(max_pixels or 0))]
+    cmd = [sys.executable, str(_CHILD), path, str(int(max_pixels or 0)), str(os.getpid())]
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:  # pragma: no cover - interpreter missing
@@ -84,6 +84,10 @@ def _run_child(path: str, timeout_s: float, max_pixels: int | None) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise DecodeTimeoutError(path, f"probe did not finish within {timeout_s:g} s") from None
+    except BaseException:  # interrupted (SIGTERM, KeyboardInterrupt): the probe must not outlive us
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     if proc.returncode != 0 or not out:
         why = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]

@@ -61,11 +61,15 @@ def _pick(array: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return array[pos]
 
 
+DECORD_UNSUPPORTED_CODECS = frozenset({"gif"})
+
+
 def open_backend(backend: str, info: VideoInfo, threads: int, deadline: float | None) -> FrameBackend:
-    """Instantiate ``backend``; decord cannot turn rotated video upright (upstream bug), so PyAV does."""
+    """Instantiate ``backend``; decord cannot turn rotated video upright (upstream bug) nor open
+    an animated GIF ("broken metadata": it has no frame count), so PyAV does both."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown decode backend {backend!r}; choose from {sorted(BACKENDS)}")
-    if backend == "decord" and info.rotation:
+    if backend == "decord" and (info.rotation or info.codec in DECORD_UNSUPPORTED_CODECS):
         return PyAVBackend(info, threads, deadline)
     return BACKENDS[backend](info, threads, deadline)
 

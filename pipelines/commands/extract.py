@@ -40,6 +40,12 @@ def _human(summary: dict[str, Any]) -> str:
         lines.append(f"  {f['state']:<11} {f['video_id']} [{f['expert']}] {f['error_class']}: {f['message'][:120]}")
     if summary.get("failures_total", 0) > 10:
         lines.append(f"  ... {summary['failures_total'] - 10} more (see the MLflow run's failures.csv)")
+    rejected = summary.get("rejected") or []
+    if rejected:
+        lines.append(f"rejected {len(rejected)} entries named like videos (not extracted):")
+        lines += [f"  {r['path']!r}: {r['reason']}" for r in rejected[:10]]
+        if len(rejected) > 10:
+            lines.append(f"  ... {len(rejected) - 10} more (see --json)")
     for note in summary.get("notes", []):
         lines.append(f"note: {note}")
     if summary.get("tracking_unsent"):
@@ -74,13 +80,17 @@ def _human(summary: dict[str, Any]) -> str:
 @click.option("--captions/--no-captions", default=True, help="Encode the dataset's captions too.")
 @click.option("--text-encoders", default=None, help="Comma-separated caption encoders (default: minilm).")
 @click.option("--num-cpus", default=None, type=click.IntRange(1), help="CPUs of the local Ray (no --address).")
+@click.option("--overwrite-expert", "overwrite", multiple=True, metavar="NAME",
+              help="Discard NAME's features in the store and extract them again with this profile "
+                   "(for an expert whose settings changed; repeatable or comma-separated).")
 @click.option("--progress/--no-progress", default=True, help="Show the progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document on stdout.")
 def extract(input_spec: str, out: str, experts: str | None, profile: str, address: str | None,
             decoder: str | None, max_retries: int, batch_size: int | None, workers: int | None,
             writers: int, max_inflight: int | None, commit_every: int, commit_seconds: float,
             tracking_uri: str | None, experiment: str, tracking: bool, captions: bool,
-            text_encoders: str | None, num_cpus: int | None, progress: bool, as_json: bool) -> None:
+            text_encoders: str | None, num_cpus: int | None, overwrite: tuple[str, ...], progress: bool,
+            as_json: bool) -> None:
     """Extract expert features from INPUT (manifest, dataset dir, folder or glob) into --out.
 
     Re-running the same command resumes: videos already done are skipped, failed ones are
@@ -95,6 +105,7 @@ def extract(input_spec: str, out: str, experts: str | None, profile: str, addres
         commit_seconds=commit_seconds, tracking=tracking, tracking_uri=tracking_uri,
         experiment=experiment, captions=captions, text_encoders=_csv(text_encoders),
         num_cpus=num_cpus, progress=progress,
+        overwrite_experts=[n for item in overwrite for n in (_csv(item) or [])],
     )
     summary = run_extract(cfg)
     summary["failures_total"] = len(summary.get("failures", []))

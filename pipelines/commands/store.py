@@ -84,20 +84,54 @@ def info(url: str, as_json: bool, storage_options: tuple[str, ...]) -> None:
 
 @store.command("verify")
 @click.argument("url", metavar="STORE")
-@click.option("--json", "as_json", is_flag=True, help="Print {ok, problems} as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print {ok, problems, damage} as JSON.")
 @_STORAGE_OPTION
 def verify(url: str, as_json: bool, storage_options: tuple[str, ...]) -> None:
-    """Check the index against the arrays, dims and NaN/inf; exit code 1 when damaged."""
-    problems = _open(url, "r", storage_options).verify()
+    """Check every file, array and chunk the records point at; list each damaged object with the
+    videos it affects; exit code 1 when damaged (then see 'store repair')."""
+    from videxperts.storage.store import Damage, StoreError
+
+    try:
+        damage = _open(url, "r", storage_options).verify_report()
+    except StoreError as exc:  # the root itself is unreadable: that is the report
+        damage = [Damage(str(exc).split(" of the feature store", 1)[0], str(exc))]
+    problems = [d.text() for d in damage]
     if as_json:
-        click.echo(json.dumps({"ok": not problems, "problems": problems}, indent=2))
+        click.echo(json.dumps({"ok": not problems, "problems": problems,
+                               "damage": [d.to_dict() for d in damage]}, indent=2))
     elif problems:
         for p in problems:
             click.echo(f"DAMAGED: {p}", err=True)
+        click.echo(f"run 'videxperts store repair {url}' to move the damaged objects aside and mark "
+                   "their videos for the next extract", err=True)
     else:
         click.echo(f"ok: {url} is consistent")
     if problems:
         sys.exit(1)
+
+
+@store.command("repair")
+@click.argument("url", metavar="STORE")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as one JSON document.")
+@_STORAGE_OPTION
+def repair(url: str, as_json: bool, storage_options: tuple[str, ...]) -> None:
+    """Move unreadable records, registry entries and metadata aside (under damaged/) and mark the
+    (video, expert) pairs whose rows are unreadable as failed, so the next extract redoes them.
+    Run it when no job writes to the store."""
+    from videxperts.storage.repair import repair as do_repair
+
+    out = do_repair(url, _options(storage_options))
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for d in out["damage"]:
+        click.echo(f"damaged: {d['object']}: {d['problem']}")
+    for m in out["moved_aside"]:
+        click.echo(f"moved aside: {m}")
+    for r in out["rewritten"]:
+        click.echo(f"rewritten: {r}")
+    click.echo(f"repaired {url}: {len(out['moved_aside'])} objects moved aside, "
+               f"{out['pairs_marked_pending']} pairs marked for the next extract")
 
 
 @store.command("compact")

@@ -151,3 +151,28 @@ def test_isolated_decode_times_out_on_a_hung_input(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(DecodeTimeoutError, match="hung.mp4"):
         decode_video(fifo, FRAMES_AND_AUDIO, timeout_s=2.0, isolate=True)
+    # nothing the decode started may outlive it (the probe child used to stay blocked on the FIFO)
+    deadline = time.monotonic() + 10
+    while (left := _processes_naming(str(fifo))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:  # clean up even when failing
+        os.kill(pid, 9)
+    assert not left, f"processes left behind on the FIFO: {left}"
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Live processes whose command line mentions ``text`` (zombies excluded)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().decode(errors="replace").rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmd and state != "Z":
+            found.append(int(entry))
+    return found
