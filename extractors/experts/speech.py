@@ -139,7 +139,7 @@ class PocketSphinxEngine:
         d.process_raw(pcm, no_search=False, full_utt=True)
         d.end_utt()
         words: list[Word] = []
-        for seg in d.seg():
+        for seg in d.seg() or []:  # None when the grammar search ends without a result
             w = clean_word(seg.word)
             if w is None or seg.prob < self.min_prob:
                 continue
