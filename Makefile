@@ -27,7 +27,7 @@ $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -U pip setuptools wheel
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
-	$(PIP) install -q --disable-pip-version-check --no-deps rapidocr-onnxruntime==1.4.4
+	$(PIP) install -q --disable-pip-version-check --no-deps rapidocr-onnxruntime==1.4.4 facenet-pytorch==2.6.0
 	@touch $(STAMP)
 
 lint: install
@@ -52,7 +52,7 @@ bench: install
 	$(PY) bench/bench_eval.py --big-dim 256 --reps 3 --big-reps 2 --plots-dir docs/img
 
 constraints:
-	$(PIP) freeze --exclude-editable | grep -v -E '^(videxperts|rapidocr)' > /tmp/videxperts-freeze.txt
+	$(PIP) freeze --exclude-editable | grep -v -E '^(videxperts|rapidocr|facenet)' > /tmp/videxperts-freeze.txt
 	@echo "review /tmp/videxperts-freeze.txt and merge it into constraints.txt"
 
 clean:

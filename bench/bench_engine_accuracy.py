@@ -4,9 +4,15 @@ The synthetic clips carry ground truth (manifest ``word``, ``spoken``, ``has_fac
 ``face_box``), so each engine can be scored on what it must find:
 
 * OCR word accuracy: clips whose printed word is among the recognised words (+ extra words);
-* ASR word recall/precision: spoken words found / recognised words that were spoken;
+* ASR word recall/precision: spoken words found / recognised words that were spoken, and word
+  error rate (edit distance of the recognised word sequence to the spoken one / spoken words,
+  both normalised alike: lower case, numbers spelled out, "ok" → "okay");
 * face detection recall: face clips with a detection overlapping the true box (IoU >= 0.3),
   and false positives: no-face clips with any detection.
+
+Engines are compared in one run (same clips, same process): ``--asr faster-whisper,pocketsphinx``
+and ``--face mtcnn,haar``; the table's ``x`` columns are each setting's CPU cost over the first
+setting's of that expert.
 
 Cost is the expert's ``extract()`` CPU time (all threads of this process and its child
 processes) per second of video, with single-threaded engines and torch; decoding is excluded
@@ -116,13 +122,14 @@ def bench_ocr(clips, fps: float, min_conf: float, engine: str) -> dict:
             "cpu_ms_per_video_s": 1000 * secs / dur}
 
 
-def bench_face(clips, fps: float, scale: float, neighbors: int, crop: int) -> dict:
+def bench_face(clips, fps: float, scale: float, neighbors: int, crop: int, detector: str = "haar") -> dict:
     import torch
 
     from videxperts.extractors.experts.face import FaceExpert
 
     torch.set_num_threads(1)
-    e = FaceExpert(fps=fps, scale_factor=scale, min_neighbors=neighbors, crop_size=crop, device="cpu")
+    e = FaceExpert(fps=fps, scale_factor=scale, min_neighbors=neighbors, crop_size=crop, device="cpu",
+                   detector=detector, threads=1)
     e.load()
     tp = fp = n_face = n_none = 0
     frames_hit = frames_face = 0
@@ -131,11 +138,11 @@ def bench_face(clips, fps: float, scale: float, neighbors: int, crop: int) -> di
         v = sample(c, fps)
         (out,), dt = timed(e, [v])
         secs += dt
-        boxes = [b[1:] for b in out.extra["boxes"]]
+        boxes = [b[1:5] for b in out.extra["boxes"]]
         if c.row["has_face"]:
             n_face += 1
             truth = tuple(c.row["face_box"])
-            good = [b for b in out.extra["boxes"] if iou(b[1:], truth) >= 0.3]
+            good = [b for b in out.extra["boxes"] if iou(b[1:5], truth) >= 0.3]
             tp += bool(good)
             frames_face += len(v.frames)
             frames_hit += len({b[0] for b in good})
@@ -143,32 +150,55 @@ def bench_face(clips, fps: float, scale: float, neighbors: int, crop: int) -> di
             n_none += 1
             fp += bool(boxes)
     dur = sum(float(c.row["duration"]) for c in clips)
-    return {"expert": "face", "setting": f"haar scale={scale} neighbors={neighbors} fps={fps} crop={crop}",
+    label = f"haar scale={scale} neighbors={neighbors}" if detector == "haar" else detector
+    return {"expert": "face", "setting": f"{label} fps={fps} crop={crop}",
             "video_recall": tp / max(1, n_face), "frame_recall": frames_hit / max(1, frames_face),
             "false_positive_clips": fp / max(1, n_none), "face_clips": n_face, "no_face_clips": n_none,
             "cpu_ms_per_video_s": 1000 * secs / dur}
 
 
-def bench_speech(clips, options: dict, label: str) -> dict:
+def norm_words(text: str) -> list[str]:
+    """The words both engines are scored on: lower case, numbers spelled out, ok → okay, mr → mister."""
+    from videxperts.extractors.experts._whisper_ct2 import words_of
+
+    return [_SAME.get(w, w) for w in words_of(text)]
+
+
+_SAME = {"ok": "okay", "mr": "mister", "mrs": "missus"}
+
+
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    """Word-level Levenshtein distance (substitutions + deletions + insertions)."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def bench_speech(clips, options: dict, label: str, engine: str = "pocketsphinx") -> dict:
     from videxperts.extractors.experts.speech import SpeechExpert
 
-    e = SpeechExpert(engine_options=options)
+    e = SpeechExpert(engine=engine, engine_options=options, threads=1)
     e.load()
-    found = total = correct = recognised = 0
+    found = total = correct = recognised = errors = 0
     secs = 0.0
     audio_clips = [c for c in clips if c.audio is not None and c.row["spoken"]]
     for c in audio_clips:
         (out,), dt = timed(e, [audio_view(c)])
         secs += dt
-        truth = str(c.row["spoken"]).lower().split()
-        words = out.extra["words"]
+        truth = norm_words(str(c.row["spoken"]))
+        words = norm_words(" ".join(out.extra["words"]))
         found += sum(t in words for t in truth)
         total += len(truth)
         correct += sum(w in truth for w in words)
         recognised += len(words)
+        errors += edit_distance(truth, words)
     dur = sum(float(c.row["duration"]) for c in audio_clips)
     return {"expert": "speech", "setting": label, "word_recall": found / max(1, total),
-            "word_precision": correct / max(1, recognised), "clips": len(audio_clips),
+            "word_precision": correct / max(1, recognised), "wer": errors / max(1, total),
+            "clips": len(audio_clips),
             "cpu_ms_per_video_s": 1000 * secs / max(dur, 1e-9)}
 
 
@@ -184,10 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-videos", type=int, default=None)
     p.add_argument("--experts", default="ocr,face,speech")
     p.add_argument("--ocr", default="rapidocr:1.0:0.5", help="engine:fps:min_conf,... settings to compare")
-    p.add_argument("--face", default="1.1:7:2.0:224", help="scale:neighbors:fps:crop,... settings to compare")
-    p.add_argument("--asr", default="default,vocab",
-                   help="ASR settings, comma separated: default | vocab (closed set: the manifest's spoken "
-                        "phrases) | lw=<x>+beam=<x>")
+    p.add_argument("--face", default="mtcnn:2.0:224,haar:1.1:7:2.0:224",
+                   help="face settings to compare: mtcnn:fps:crop | haar:scale:neighbors:fps:crop "
+                        "(or the older scale:neighbors:fps:crop for haar)")
+    p.add_argument("--asr", default="faster-whisper,pocketsphinx",
+                   help="ASR settings, comma separated: faster-whisper[+beam_size=<n>] | pocketsphinx "
+                        "(or default) | vocab (pocketsphinx, closed set: the manifest's spoken phrases) | "
+                        "lw=<x>+beam=<x> (pocketsphinx)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -216,10 +249,15 @@ def main(argv: list[str] | None = None) -> int:
                 done(bench_ocr(clips, float(fps), float(conf), engine))
         elif expert == "face":
             for s in args.face.split(","):
-                scale, nb, fps, crop = s.split(":")
-                done(bench_face(clips, float(fps), float(scale), int(nb), int(crop)))
+                parts = s.split(":")
+                if parts[0] == "mtcnn":
+                    done(bench_face(clips, float(parts[1]), 1.1, 7, int(parts[2]), detector="mtcnn"))
+                else:
+                    scale, nb, fps, crop = parts[1:] if parts[0] == "haar" else parts
+                    done(bench_face(clips, float(fps), float(scale), int(nb), int(crop)))
         elif expert == "speech":
             run_speech(clips, args.asr, done)
+    add_ratios(results)
     doc = {"data": str(data), "videos": len(clips), "video_seconds": sum(float(c.row["duration"]) for c in clips),
            "decode_s": decode_s, "results": results, "command": " ".join(sys.argv)}
     if args.json:
@@ -232,11 +270,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def add_ratios(results: list[dict]) -> None:
+    """``cpu_x``: each setting's CPU cost over the first measured setting of the same expert."""
+    first: dict[str, float] = {}
+    for r in results:
+        base = first.setdefault(r["expert"], r["cpu_ms_per_video_s"])
+        r["cpu_x"] = r["cpu_ms_per_video_s"] / base if base else float("nan")
+
+
 def run_speech(clips: list[Clip], settings: str, done) -> None:
-    """Each ASR setting: default | vocab | lw=<x>+beam=<x>."""
+    """Each ASR setting: faster-whisper[+opt=v] | pocketsphinx | default | vocab | lw=<x>+beam=<x>."""
     for s in settings.split(","):
-        if s == "default":
-            opts: dict = {}
+        if s.startswith("faster-whisper"):
+            opts: dict = {k: int(v) for k, v in (kv.split("=") for kv in s.split("+")[1:])}
+            done(bench_speech(clips, opts, s, engine="faster-whisper"))
+            continue
+        if s in ("default", "pocketsphinx"):
+            opts = {}
         elif s == "vocab":
             opts = {"vocabulary": sorted({str(c.row["spoken"]) for c in clips if c.row["spoken"]})}
         else:

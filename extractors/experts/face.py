@@ -1,8 +1,10 @@
-"""Face expert: Haar-cascade face detection on sampled frames → one embedding per detected face.
+"""Face expert: face detection on sampled frames → one embedding per detected face.
 
-Detection runs on CPU with OpenCV's bundled frontal-face Haar cascade (no model file to
-download; ``cv2.FaceDetectorYN`` would need one that is not shipped). Each detected face is
-cropped with a margin, resized to ``crop_size`` and embedded by a ResNet (VGGFace2-class
+Two detectors, both offline: ``mtcnn`` (default; facenet-pytorch's MTCNN with the P/R/O-Net
+weights shipped in its wheel: boxes, probabilities and 5 landmarks, :mod:`._mtcnn`) and
+``haar`` (OpenCV's bundled frontal-face cascade; ``cv2.FaceDetectorYN`` would need a model file
+that is not shipped). An MTCNN face is aligned on its landmarks (eyes level, ArcFace template)
+into a ``crop_size`` crop; a Haar face is cropped square with a margin. The crop is embedded by a ResNet (VGGFace2-class
 ResNet-50 in the paper, its ``fc`` replaced by a ``dim``-wide projection: 512 for MSR-VTT,
 128 for LSMDC), then L2-normalised. Weights go through :func:`videxperts.extractors.weights.init_or_load`
 (checkpoint path / URL / seeded random init), and the identity is recorded as provenance.
@@ -29,6 +31,7 @@ from videxperts.extractors.experts._frames import (
     Unit,
     normalise,
 )
+from videxperts.extractors.experts._mtcnn import Detections, MTCNNDetector, align_face
 
 CASCADE = "haarcascade_frontalface_default.xml"
 EMBEDDINGS = {"resnet50": "resnet50", "resnet18": "resnet18"}
@@ -53,7 +56,7 @@ class HaarDetector:
         self.scale_factor, self.min_neighbors = float(scale_factor), int(min_neighbors)
         self.min_size, self.detect_max_side, self.equalize = int(min_size), detect_max_side, bool(equalize)
 
-    def __call__(self, frame_rgb: np.ndarray) -> np.ndarray:
+    def __call__(self, frame_rgb: np.ndarray) -> Detections:
         gray = cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2GRAY)
         scale = 1.0
         h, w = gray.shape
@@ -66,8 +69,8 @@ class HaarDetector:
         boxes = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor,
                                               minNeighbors=self.min_neighbors, minSize=(min_px, min_px))
         if len(boxes) == 0:
-            return np.zeros((0, 4), np.int32)
-        return np.round(np.asarray(boxes, np.float64) / scale).astype(np.int32)
+            return Detections(np.zeros((0, 4), np.int32))
+        return Detections(np.round(np.asarray(boxes, np.float64) / scale).astype(np.int32))
 
     def describe(self) -> dict[str, Any]:
         return {"detector": f"opencv {cv2.__version__} Haar cascade {self.cascade_name}",
@@ -97,18 +100,22 @@ class FaceExpert(TorchExpert):
 
     def __init__(self, fps: float = 2.0, embedding: str = "resnet50", dim: int = 512,
                  weights: str | None = None, sha256: str | None = None, seed: int = 0,
-                 detector: str = "haar", min_size: int = 24, crop_size: int = 224, margin: float = 0.2,
+                 detector: str = "mtcnn", min_size: int = 24, crop_size: int = 224, margin: float = 0.2,
                  scale_factor: float = 1.1, min_neighbors: int = 7, detect_max_side: int | None = 640,
+                 min_prob: float = 0.9, align: bool = True,
                  max_faces: int = 8, batch_size: int = 16, device: str | None = "auto",
                  num_cpus: float = 1.0, num_gpus: float = 0.0, threads: int | None = None,
                  amp: bool = True, cache_dir: str | None = None) -> None:
-        if detector != "haar":
-            raise ExpertConfigError(f"face: unknown detector {detector!r} (only 'haar' ships offline)")
+        if detector not in ("mtcnn", "haar"):
+            raise ExpertConfigError(f"face: unknown detector {detector!r} (choose mtcnn or haar)")
         if dim < 1 or max_faces < 1 or margin < 0:
             raise ExpertConfigError("face: need dim >= 1, max_faces >= 1, margin >= 0")
         self._dim = int(dim)
-        self.margin, self.max_faces = float(margin), int(max_faces)
-        self.detector = HaarDetector(scale_factor, min_neighbors, min_size, detect_max_side)
+        self.margin, self.max_faces, self.align = float(margin), int(max_faces), bool(align)
+        self.detector_name = detector
+        self._mtcnn_cfg = {"min_size": min_size, "detect_max_side": detect_max_side, "min_prob": min_prob}
+        self.detector: HaarDetector | MTCNNDetector | None = (
+            HaarDetector(scale_factor, min_neighbors, min_size, detect_max_side) if detector == "haar" else None)
         self._boxes: list[list[list[float]]] = []
         super().__init__(weights=weights, sha256=sha256, seed=seed, fps=fps, size=crop_size,
                          batch_size=batch_size, device=device, variant=embedding, threads=threads,
@@ -126,21 +133,42 @@ class FaceExpert(TorchExpert):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model(x).float(), dim=1)
 
-    def detect(self, frame_rgb: np.ndarray) -> np.ndarray:
-        """Boxes ``[K, 4]`` (x, y, w, h), largest first, at most ``max_faces``."""
-        boxes = self.detector(frame_rgb)
-        order = np.argsort(-(boxes[:, 2] * boxes[:, 3]), kind="stable")
-        return boxes[order][: self.max_faces]
+    def load(self, device: str | None = None) -> None:
+        """The embedding net (base class), then the detector on the same device.
+
+        Threads: torch's intra-op pool is set by the actor (and by ``threads`` here) and MTCNN
+        runs in it; OpenCV's own pool (Haar, resizes, warps) is bounded to the same count.
+        """
+        super().load(device)
+        cv2.setNumThreads(int(self.threads or max(1, round(self.resources.num_cpus))))
+        if self.detector is None:
+            self.detector = MTCNNDetector(device=self.device, **self._mtcnn_cfg)
+
+    def detect(self, frame_rgb: np.ndarray) -> Detections:
+        """Faces of one frame, largest first, at most ``max_faces``."""
+        if self.detector is None:
+            self.load()
+        assert self.detector is not None
+        found = self.detector(frame_rgb)
+        order = np.argsort(-(found.boxes[:, 2] * found.boxes[:, 3]), kind="stable")
+        return found.take(order[: self.max_faces])
+
+    def face_crop(self, frame: np.ndarray, found: Detections, k: int) -> np.ndarray:
+        """The k-th face's crop: aligned on its landmarks when there are any, else the box."""
+        if self.align and found.landmarks is not None:
+            return align_face(frame, found.landmarks[k], self.margin, self.size)
+        return crop_face(frame, found.boxes[k], self.margin, self.size)
 
     def units(self, view: MediaView) -> tuple[Any, np.ndarray]:
         crops, times, boxes = [], [], []
         if view.frames is not None and len(view.frames):
             ftimes = view.frame_times if view.frame_times is not None else np.arange(len(view.frames)) / self.fps
             for frame, t in zip(view.frames, ftimes, strict=False):
-                for box in self.detect(frame):
-                    crops.append(crop_face(frame, box, self.margin, self.size))
+                found = self.detect(frame)
+                for k, box in enumerate(found.boxes):
+                    crops.append(self.face_crop(frame, found, k))
                     times.append(float(t))
-                    boxes.append([float(t), *(int(v) for v in box)])
+                    boxes.append([float(t), *(int(v) for v in box), round(float(found.probs[k]), 4)])
         data = torch.from_numpy(np.stack(crops)) if crops else None
         self._boxes.append(boxes)
         return data, np.asarray(times, np.float64)
@@ -153,7 +181,7 @@ class FaceExpert(TorchExpert):
         self._boxes = []
         outs = super().extract(views)
         for out, boxes in zip(outs, self._boxes, strict=True):
-            out.extra["boxes"] = boxes  # [t, x, y, w, h] per row
+            out.extra["boxes"] = boxes  # [t, x, y, w, h, prob] per row (prob 1.0 for Haar)
         return outs
 
     def backbone(self) -> str:
@@ -161,7 +189,10 @@ class FaceExpert(TorchExpert):
 
     def provenance(self) -> dict[str, Any]:
         prov = super().provenance()
+        if self.detector is None:
+            self.detector = MTCNNDetector(device=self.device, **self._mtcnn_cfg)
         prov.update(self.detector.describe())
         prov.update({"embedding": self.variant, "crop_size": self.size, "margin": self.margin,
-                     "max_faces": self.max_faces, "normalisation": "imagenet mean/std"})
+                     "max_faces": self.max_faces, "normalisation": "imagenet mean/std",
+                     "face_crop": "landmark-aligned" if self.align and self.detector_name == "mtcnn" else "box + margin"})
         return prov

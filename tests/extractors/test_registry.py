@@ -30,9 +30,8 @@ def test_profiles_have_the_agreed_shape(profile):
     assert set(p["experts"]) == set(available_experts())
     assert p["decoder"]["backend"] == "decord"
     assert p["experts"]["ocr"] == {"fps": 1.0, "min_confidence": 0.5, "word_encoder": "minilm"}
-    assert p["experts"]["face"] == {"fps": 2.0, "embedding": "resnet50", "dim": 512, "seed": 0}
-    speech = {"engine": "pocketsphinx", "word_encoder": "minilm"}
-    assert p["experts"]["speech"] == ({**speech, "replicas": 2} if profile == "demo" else speech)
+    assert p["experts"]["face"] == {"fps": 2.0, "detector": "mtcnn", "embedding": "resnet50", "dim": 512, "seed": 0}
+    assert p["experts"]["speech"] == {"engine": "faster-whisper", "word_encoder": "minilm"}
     assert set(p["text_encoders"]) == {"minilm", "wordvec", "gpt2"}
 
 

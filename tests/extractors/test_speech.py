@@ -1,4 +1,6 @@
-"""Speech expert with real PocketSphinx on espeak-ng speech; the Whisper slot's clear errors."""
+"""Speech expert with real PocketSphinx on espeak-ng speech; the transformers Whisper slot's clear errors.
+
+The default engine (faster-whisper) has its own tests: test_speech_whisper.py."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def espeak(text: str, path: Path) -> tuple[np.ndarray, int]:
 
 @pytest.fixture(scope="module")
 def speech():
-    e = SpeechExpert()
+    e = SpeechExpert(engine="pocketsphinx")
     e.load()
     return e
 
@@ -79,17 +81,17 @@ def test_whisper_needs_local_weights(tmp_path):
     with pytest.raises(SpeechConfigError, match="unknown engine"):
         SpeechExpert(engine="deepspeech")
     with pytest.raises(SpeechConfigError, match="bad engine_options"):
-        SpeechExpert(engine_options={"bem": 1e-40}).load()
+        SpeechExpert(engine="pocketsphinx", engine_options={"bem": 1e-40}).load()
 
 
 def test_closed_vocabulary_grammar_recognises_digits(tmp_path):
     """With a word-list grammar the words come only from the list, and clear digits are found."""
     vocab = ["one", "two", "three", "four", "five", "stop", "go", "yes", "no"]
-    e = SpeechExpert(engine_options={"vocabulary": vocab})
+    e = SpeechExpert(engine="pocketsphinx", engine_options={"vocabulary": vocab})
     x, sr = espeak("one, two, three, stop", tmp_path / "d.wav")
     out = e.extract([MediaView("d", 2.0, audio=to_16k(x, sr), sample_rate=16000)])[0]
     assert set(out.extra["words"]) <= set(vocab)
     assert len({"one", "two", "three"} & set(out.extra["words"])) >= 2
     assert np.all(np.diff(out.timestamps) > 0)
     with pytest.raises(SpeechConfigError, match="zzqx"):
-        SpeechExpert(engine_options={"vocabulary": ["one", "zzqx"]}).load()
+        SpeechExpert(engine="pocketsphinx", engine_options={"vocabulary": ["one", "zzqx"]}).load()
