@@ -68,7 +68,7 @@ def resolve_config(config: str | Path | dict, epochs: int | None = None, seed: i
 
 
 def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None:
-    """Local Ray with enough CPUs for the workers (1 CPU each), or join ``--address``."""
+    """Local Ray bound to 127.0.0.1 with enough CPUs for the workers (1 CPU each), or join ``--address``."""
     import ray
 
     if ray.is_initialized():
@@ -76,8 +76,12 @@ def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None
     try:
         if address:
             ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
-        else:
-            ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=not quiet)
+        else:  # a single-machine job: every Ray port on loopback
+            from videxperts.cluster.local import init_loopback_ray
+
+            init_loopback_ray(num_cpus=max(2, num_workers), log_to_driver=not quiet)
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - Ray's start-up failures are one line for the user
         from videxperts.errors import first_line
 
