@@ -60,10 +60,10 @@ def run_plain(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from videxperts.training.runner import peak_rss_mb
     from videxperts.training.optim import build_optimizer
     from videxperts.training.retrieval.losses import max_margin_ranking_loss
     from videxperts.training.retrieval.models import build_model
+    from videxperts.training.runner import peak_rss_mb
 
     cfg = _cfg(args)
     train = _splits(cfg, args)["train"]
