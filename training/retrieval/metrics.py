@@ -170,7 +170,7 @@ def _resolve_sim_fn(model_or_fn: Any) -> SimFn:
 
 
 @torch.no_grad()
-def retrieval_metrics_from_embeddings(
+def retrieval_ranks_from_embeddings(
     text: Tensor | dict[str, Tensor],
     video: Tensor | dict[str, Tensor],
     model_or_sim_fn: Any = None,
@@ -179,9 +179,9 @@ def retrieval_metrics_from_embeddings(
     chunk: int = 4096,
     video_chunk: int | None = None,
     progress: bool = False,
-    r1_rule: str = "published",
-) -> dict[str, dict[str, float]]:
-    """Metrics from embeddings without materialising the `[C, V]` similarity matrix.
+) -> tuple[Tensor, Tensor]:
+    """(t2v ranks over kept captions, v2t ranks over videos with a kept caption), as
+    `retrieval_ranks`, without materialising the `[C, V]` similarity matrix.
 
     `text`/`video` are tensors or dicts of tensors (the models' `encode_*` outputs), first
     dimension = captions / videos. `model_or_sim_fn` is a model (its `.similarity` is used),
@@ -214,5 +214,22 @@ def retrieval_metrics_from_embeddings(
         block = sim(text, _rows(video, start, stop))
         v2t.append(_v2t_block(block, cv, start))
     v2t_ranks = torch.cat(v2t)
-    return {"t2v": metrics_from_ranks(torch.cat(t2v), r1_rule),
-            "v2t": metrics_from_ranks(v2t_ranks[~torch.isnan(v2t_ranks)], r1_rule)}
+    return torch.cat(t2v), v2t_ranks[~torch.isnan(v2t_ranks)]
+
+
+def retrieval_metrics_from_embeddings(
+    text: Tensor | dict[str, Tensor],
+    video: Tensor | dict[str, Tensor],
+    model_or_sim_fn: Any = None,
+    caption_video: Any = None,
+    caption_mask: Any | None = None,
+    chunk: int = 4096,
+    video_chunk: int | None = None,
+    progress: bool = False,
+    r1_rule: str = "published",
+) -> dict[str, dict[str, float]]:
+    """Metrics from embeddings without materialising the `[C, V]` similarity matrix (see
+    `retrieval_ranks_from_embeddings`)."""
+    t2v, v2t = retrieval_ranks_from_embeddings(text, video, model_or_sim_fn, caption_video, caption_mask,
+                                               chunk, video_chunk, progress)
+    return {"t2v": metrics_from_ranks(t2v, r1_rule), "v2t": metrics_from_ranks(v2t, r1_rule)}
