@@ -37,14 +37,14 @@ def radam_step_size(step: int, beta1: float, beta2: float) -> tuple[float, bool]
 
 
 class RAdamW(Optimizer):
-    """RAdam with decoupled weight decay, the update rule inside the published Ranger, on the
-    multi-tensor (`torch._foreach_*`) path.
+    """RAdam with decoupled weight decay, the update rule inside the published Ranger.
 
     Per step: p ← p(1 − lr·wd); m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; then
     p ← p − lr·s·m/(√v + eps) when rectified, else p ← p − lr·s·m (s from `radam_step_size`).
-    torch's RAdam computes the same rule but runs its per-parameter loop on CPU; one fused
-    pass over all tensors per operation is several times faster on a 183 M-parameter model
-    (bench/bench_train_step.py).
+    torch's RAdam computes the same rule but runs its per-parameter loop on CPU, several
+    times slower. Here small tensors are updated together with multi-tensor ops, and large
+    ones block by block so each element is read from memory once per step, not once per
+    operation (`_update`; bench/bench_train_step.py).
     """
 
     def __init__(self, params: Iterable[Any], lr: float, betas: tuple[float, float] = RANGER_BETAS,
@@ -81,22 +81,56 @@ class RAdamW(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for step, (ps, gs, ms, vs) in self._buckets(group).items():
-                if wd:
-                    torch._foreach_mul_(ps, 1.0 - lr * wd)
-                torch._foreach_lerp_(ms, gs, 1.0 - b1)
-                torch._foreach_mul_(vs, b2)
-                torch._foreach_addcmul_(vs, gs, gs, value=1.0 - b2)
-                size, rectified = radam_step_size(step, b1, b2)
-                if rectified:
-                    denom = torch._foreach_sqrt(vs)
-                    torch._foreach_add_(denom, eps)
-                    torch._foreach_addcdiv_(ps, ms, denom, value=-lr * size)
-                    del denom
-                else:
-                    torch._foreach_add_(ps, ms, alpha=-lr * size)
+            hyper = (group["lr"], *group["betas"], group["eps"], group["weight_decay"])
+            for step, tensors in self._buckets(group).items():
+                small, large = _split_by_size(tensors)
+                if small[0]:
+                    _update(*small, step, *hyper)
+                for p, g, m, v in zip(*large, strict=True):
+                    for sl in _blocks(p.numel()):
+                        _update([p.view(-1)[sl]], [g.view(-1)[sl]], [m.view(-1)[sl]], [v.view(-1)[sl]],
+                                step, *hyper)
         return loss
+
+
+BLOCK = 1 << 17  # elements per cache block: p, g, m, v and the denominator (2.5 MB) stay in cache
+
+Tensors = tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]
+
+
+def _split_by_size(tensors: Tensors) -> tuple[Tensors, Tensors]:
+    """(tensors updated together with foreach ops, large contiguous ones updated block by block)."""
+    small: Tensors = ([], [], [], [])
+    large: Tensors = ([], [], [], [])
+    for quad in zip(*tensors, strict=True):
+        big = quad[0].numel() > BLOCK and all(t.is_contiguous() for t in quad)
+        for dst, t in zip(large if big else small, quad, strict=True):
+            dst.append(t)
+    return small, large
+
+
+def _blocks(n: int) -> list[slice]:
+    return [slice(s, min(s + BLOCK, n)) for s in range(0, n, BLOCK)]
+
+
+def _update(ps: list[Tensor], gs: list[Tensor], ms: list[Tensor], vs: list[Tensor], step: int,
+            lr: float, b1: float, b2: float, eps: float, wd: float) -> None:
+    """One RAdamW step on these tensors (element-wise, so a block gives the same bits as the
+    whole tensor). Running every operation on one cache-sized block before the next block
+    reads each tensor from memory once instead of once per operation: the update is memory
+    bound on CPU."""
+    if wd:
+        torch._foreach_mul_(ps, 1.0 - lr * wd)
+    torch._foreach_lerp_(ms, gs, 1.0 - b1)
+    torch._foreach_mul_(vs, b2)
+    torch._foreach_addcmul_(vs, gs, gs, value=1.0 - b2)
+    size, rectified = radam_step_size(step, b1, b2)
+    if rectified:
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(ps, ms, denom, value=-lr * size)
+    else:
+        torch._foreach_add_(ps, ms, alpha=-lr * size)
 
 
 class Lookahead(Optimizer):
