@@ -141,11 +141,15 @@ class CollaborativeGating(nn.Module):
         (whatever the caller has: the published code passes the already gated embeddings of
         earlier experts), available `[B, E]` -> `[B, d]`."""
         avail = available.to(torch.bool)
-        acc = x.new_zeros(x.shape[0], x.shape[2])
+        d = x.shape[2]
+        # Linear(2d -> d) on [x_i; x_j] = W_a x_i + b + W_b x_j, as in `forward`
+        left = F.linear(x[:, i], self.g_in.weight[:, :d], self.g_in.bias)
+        right = F.linear(x, self.g_in.weight[:, d:])  # [B, E, d]
+        acc = x.new_zeros(x.shape[0], d)
         count = x.new_zeros(x.shape[0])
         for j in range(x.shape[1]):
             m = avail[:, i] & avail[:, j]
-            y = self.g_in(torch.cat([x[:, i], x[:, j]], dim=1))
+            y = left + right[:, j]
             for layer in self.g_layers:
                 y = layer(y, m)
             acc = acc + y * m[:, None].to(y.dtype)
