@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from videxperts.errors import UserError
-from videxperts.training.optim import Lookahead, build_optimizer, build_scheduler
+from videxperts.training.optim import Lookahead, RAdamW, build_optimizer, build_scheduler, radam_step_size
 from videxperts.training.retrieval.config import OptimConfig
 from videxperts.training.retrieval.losses import distillation_loss, max_margin_ranking_loss
 
@@ -96,11 +96,60 @@ def test_checkpoint_resume_is_exact(name, tmp_path):
     assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
 
 
-def test_ranger_is_radam_with_lookahead_half_six():
+def test_ranger_uses_the_published_settings():
     model = _model()
     opt = build_optimizer(model.parameters(), OptimConfig(name="ranger", lr=0.1))
-    assert isinstance(opt, Lookahead) and isinstance(opt.base, torch.optim.RAdam)
+    assert isinstance(opt, Lookahead) and isinstance(opt.base, RAdamW)
     assert (opt.alpha, opt.k) == (0.5, 6)
+    assert opt.base.defaults["betas"] == (0.95, 0.999) and opt.base.defaults["eps"] == 1e-5
+
+
+def _published_ranger(p0, grads, lr, wd, beta1=0.95, beta2=0.999, eps=1e-5, alpha=0.5, k=6):
+    """The published Ranger written out per scalar: decoupled decay, RAdam's rectification
+    (ρ_t > 5), Lookahead every k steps from slow weights taken at the first step."""
+    rho_inf = 2 / (1 - beta2) - 1
+    p, m, v, slow, out = list(p0), [0.0] * len(p0), [0.0] * len(p0), list(p0), []
+    for t, g in enumerate(grads, start=1):
+        rho = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
+        for i, gi in enumerate(g):
+            p[i] -= wd * lr * p[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * gi
+            v[i] = beta2 * v[i] + (1 - beta2) * gi * gi
+            if rho > 5:
+                r = (rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)
+                step = lr * ((1 - beta2**t) * r) ** 0.5 / (1 - beta1**t)
+                p[i] -= step * m[i] / (v[i] ** 0.5 + eps)
+            else:
+                p[i] -= lr / (1 - beta1**t) * m[i]
+            if t % k == 0:
+                slow[i] += alpha * (p[i] - slow[i])
+                p[i] = slow[i]
+        out.append(list(p))
+    return out
+
+
+def test_ranger_trajectory_matches_the_published_algorithm_by_hand():
+    """14 steps: the momentum-only steps (ρ_t ≤ 5, t ≤ 6), the rectified ones, and two
+    Lookahead syncs. Gradients are fixed in advance, so only the update rule is tested."""
+    lr, wd = 0.1, 1e-3
+    p0 = [0.5, -1.25, 2.0]
+    g = torch.Generator().manual_seed(3)
+    grads = (torch.randn(14, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 1e-3, 10.0])).tolist()
+    expected = _published_ranger(p0, grads, lr, wd)
+    param = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float64))
+    opt = build_optimizer([param], OptimConfig(name="ranger", lr=lr, weight_decay=wd))
+    for t, grad in enumerate(grads):
+        param.grad = torch.tensor(grad, dtype=torch.float64)
+        opt.step()
+        assert param.detach().tolist() == pytest.approx(expected[t], rel=1e-12, abs=1e-14), f"step {t + 1}"
+    # step 1 by hand: m = 0.05 g, bias correction 1/0.05, so p moves by exactly lr·g (+ decay)
+    first = [x * (1 - lr * wd) - lr * gx for x, gx in zip(p0, grads[0], strict=True)]
+    assert expected[0] == pytest.approx(first, rel=1e-12)
+
+
+def test_radam_step_size_switches_to_rectified_after_six_steps():
+    flags = [radam_step_size(t, 0.95, 0.999)[1] for t in range(1, 9)]
+    assert flags == [False] * 5 + [True] * 3  # ρ_6 ≈ 5.0025 > 5
 
 
 def test_lookahead_interpolates_every_k_steps():
@@ -144,4 +193,25 @@ def test_copy_of_state_dict_is_independent():
     slow_before = [s.clone() for s in sd["lookahead"]["slow"]]
     _train(model, opt, build_scheduler(opt, OptimConfig()), 6, seed=0)
     for a, b in zip(sd["lookahead"]["slow"], slow_before, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_radamw_blocks_give_the_same_bits_as_whole_tensors(monkeypatch):
+    """Large tensors are updated block by block; the update is element-wise, so the result
+    must equal the whole-tensor update exactly (a block boundary inside every large tensor)."""
+    from videxperts.training import optim
+
+    def trajectory(block):
+        monkeypatch.setattr(optim, "BLOCK", block)
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(n)) for n in (1000, 37, 2500)]
+        opt = build_optimizer(params, OptimConfig(name="ranger", lr=0.1, weight_decay=1e-3))
+        g = torch.Generator().manual_seed(1)
+        for _ in range(8):  # momentum-only steps, rectified steps and a Lookahead sync
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=g)
+            opt.step()
+        return [p.detach().clone() for p in params]
+
+    for a, b in zip(trajectory(1 << 20), trajectory(64), strict=True):
         assert torch.equal(a, b)

@@ -63,12 +63,23 @@ class TextVladConfig:
 
 
 @dataclass(frozen=True)
+class CompatConfig:
+    """Switches that restore the published code's behaviour where videxperts deliberately
+    differs (docs/MODELS.md "Deviations from the original"); all off = the clean model."""
+
+    sequential_gating: bool = False  # ce: gate experts one after another, BatchNorm per pair
+    concat_mixture: bool = False  # concat: build the (unused) mixture-weight layer
+    concat_order: list[str] | None = None  # concat: order of the experts in the video vector
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     variant: str = "ce"
     shared_dim: int = 768
     text_vlad: TextVladConfig = field(default_factory=lambda: TextVladConfig(28, 1))
     num_g_layers: int = 3
     num_h_layers: int = 0
+    compat: CompatConfig = field(default_factory=CompatConfig)
 
 
 @dataclass(frozen=True)
@@ -169,7 +180,7 @@ class _Parser(Parser):
         return TrainConfig(
             name=self.str_(top, "", "name"),
             data=self.data(top["data"]),
-            model=self.model(top.get("model") or {}),
+            model=self.model(top.get("model") or {}, top["data"]),
             loss=self.loss(top.get("loss") or {}),
             optim=self.optim(top.get("optim") or {}),
             train=self.train(top.get("train") or {}),
@@ -213,8 +224,9 @@ class _Parser(Parser):
                 raise self.fail(f"{key}.{k}", "only meaningful with temporal: vlad")
         return ExpertConfig(name, dim, temporal)
 
-    def model(self, raw: Any) -> ModelConfig:
-        m = self.section(raw, "model", {"variant", "shared_dim", "text_vlad", "num_g_layers", "num_h_layers"})
+    def model(self, raw: Any, data_raw: Any) -> ModelConfig:
+        m = self.section(raw, "model", {"variant", "shared_dim", "text_vlad", "num_g_layers", "num_h_layers",
+                                        "compat"})
         tv = self.section(m.get("text_vlad", {"clusters": 28, "ghosts": 1}), "model.text_vlad",
                           {"clusters", "ghosts"}, {"clusters"})
         return ModelConfig(
@@ -224,7 +236,21 @@ class _Parser(Parser):
                                      self.int_(tv, "model.text_vlad", "ghosts", 0, minimum=0)),
             num_g_layers=self.int_(m, "model", "num_g_layers", 3),
             num_h_layers=self.int_(m, "model", "num_h_layers", 0, minimum=0),
+            compat=self.compat(m.get("compat") or {}, sorted(data_raw["experts"])),
         )
+
+    def compat(self, raw: Any, experts: list[str]) -> CompatConfig:
+        key = "model.compat"
+        c = self.section(raw, key, {"sequential_gating", "concat_mixture", "concat_order"})
+        order = c.get("concat_order")
+        if order is not None:
+            if not isinstance(order, list) or sorted(map(str, order)) != experts or \
+                    not all(isinstance(n, str) for n in order):
+                raise self.fail(f"{key}.concat_order", f"expected every expert exactly once ({', '.join(experts)}), "
+                                                       f"got {order!r}")
+            order = list(order)
+        return CompatConfig(self.bool_(c, key, "sequential_gating", False), self.bool_(c, key, "concat_mixture", False),
+                            order)
 
     def loss(self, raw: Any) -> LossConfig:
         s = self.section(raw, "loss", {"margin"})

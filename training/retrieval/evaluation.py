@@ -1,7 +1,14 @@
-"""Encoding a split and scoring it: caption×video similarities, per-query ranks, R@k metrics."""
+"""Encoding a split and scoring it: caption×video similarities, per-query ranks, R@k metrics.
+
+Scoring picks its path by memory: the full `[C, V]` similarity matrix (and the ranking's
+temporaries, about `FULL_MATRIX_COPIES` of it) when that fits the budget, otherwise blocks of
+it from the embeddings (`metrics.retrieval_ranks_from_embeddings`), so any split size
+evaluates. Both paths give the same ranks exactly (each comparison sees one block's numbers).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -29,6 +36,47 @@ def encode_captions(model: nn.Module, data: SplitData, vid: np.ndarray, cap: np.
                     encoder: str | None = None) -> Any:
     tokens, mask = data.text_batch(vid, cap, encoder)
     return model.encode_text(tokens.to(device), mask.to(device))
+
+
+FULL_MATRIX_COPIES = 4  # the matrix, its sign/difference temporaries and the float64 ranks
+BUDGET_ENV = "VIDEXPERTS_EVAL_MEMORY_MB"
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes scoring may use: ``$VIDEXPERTS_EVAL_MEMORY_MB`` if set, else a quarter of the
+    device's free memory (CUDA) or of the machine's available memory (CPU)."""
+    env = os.environ.get(BUDGET_ENV)
+    if env:
+        return int(float(env) * 2**20)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] // 4
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2**31
+
+
+def rows_within(budget: int, num_videos: int, dtype_bytes: int = 4) -> int:
+    """How many similarity rows (and their ranking temporaries) fit the budget (at least 1)."""
+    return max(1, budget // (FULL_MATRIX_COPIES * dtype_bytes * max(num_videos, 1)))
+
+
+@torch.no_grad()
+def encode_split(model: nn.Module, data: SplitData, device: torch.device, chunk: int = 256,
+                 keep: np.ndarray | None = None) -> tuple[Any, Any, np.ndarray]:
+    """(text embeddings of every valid caption, video embeddings, caption -> video index), eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        n = len(data)
+        video = tree_cat([encode_videos(model, data, np.arange(s, min(s + chunk, n)), device)
+                          for s in range(0, n, chunk)])
+        cap_video, cap_idx = data.captions(keep)
+        text = tree_cat([encode_captions(model, data, cap_video[s : s + chunk], cap_idx[s : s + chunk], device)
+                         for s in range(0, len(cap_video), chunk)]) if len(cap_video) else None
+        return text, video, cap_video
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -59,12 +107,39 @@ def t2v_ranks(sims: torch.Tensor, caption_video: np.ndarray) -> np.ndarray:
     return retrieval_ranks(sims, caption_video)[0].double().numpy()
 
 
-def evaluate_split(model: nn.Module, data: SplitData, device: torch.device) -> Evaluation:
-    """Text->video and video->text metrics (flat: ``t2v/R1``), the t2v ranks, and what was scored."""
-    from videxperts.training.retrieval.metrics import retrieval_metrics
+def split_ranks(model: nn.Module, data: SplitData, device: torch.device,
+                budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(t2v ranks, v2t ranks, caption -> video) of a split: the full matrix when it fits
+    `budget` bytes (default `memory_budget`), blocks of it otherwise."""
+    from videxperts.training.retrieval.metrics import retrieval_ranks, retrieval_ranks_from_embeddings
 
-    sims, cap_video = split_similarities(model, data, device)
-    nested = retrieval_metrics(sims.numpy(), cap_video)
+    budget = memory_budget(device) if budget is None else budget
+    num_c = len(data.captions()[0])
+    if num_c and rows_within(budget, len(data)) >= num_c:
+        sims, cap_video = split_similarities(model, data, device)
+        t2v, v2t = retrieval_ranks(sims, cap_video)
+        return t2v, v2t, cap_video
+    text, video, cap_video = encode_split(model, data, device)
+    if text is None:
+        raise ValueError("no captions to evaluate")
+    was_training = model.training
+    model.eval()
+    try:
+        t2v, v2t = retrieval_ranks_from_embeddings(text, video, model, cap_video,
+                                                   chunk=rows_within(budget, len(data)))
+    finally:
+        model.train(was_training)
+    return t2v, v2t, cap_video
+
+
+def evaluate_split(model: nn.Module, data: SplitData, device: torch.device,
+                   budget: int | None = None) -> Evaluation:
+    """Text->video and video->text metrics (flat: ``t2v/R1``), the t2v ranks, and what was
+    scored, within a memory budget (`split_ranks`)."""
+    from videxperts.training.retrieval.metrics import metrics_from_ranks
+
+    t2v, v2t, cap_video = split_ranks(model, data, device, budget)
+    nested = {"t2v": metrics_from_ranks(t2v), "v2t": metrics_from_ranks(v2t)}
     metrics = {f"{d}/{k}": float(v) for d, m in nested.items() for k, v in m.items()}
-    return Evaluation(metrics, {"t2v_ranks": t2v_ranks(sims, cap_video)},
+    return Evaluation(metrics, {"t2v_ranks": t2v.double().numpy()},
                       {"videos": len(data), "queries": len(cap_video)})

@@ -2,14 +2,18 @@
 
 - Text->video: every caption queries all videos; rank = 0-based position of its video,
   ties averaged: rank = #(s > s_correct) + (#(s == s_correct) − 1) / 2. A fully tied row of
-  N videos gives (N − 1) / 2, never a hit at R@1 (for N > 1). No sorting is needed (one
-  pass: Σ sign(s − s_correct), see `_ranks_against`).
+  N videos gives (N − 1) / 2. No sorting is needed (one pass: Σ sign(s − s_correct), see
+  `_ranks_against`). A NaN similarity raises (it has no position: it would give rank −0.5).
 - Video->text: for each video, the best (lowest) rank among its own captions, each ranked
   against all captions in that video's column (ties averaged the same way). The best rank
   belongs to the own caption with the highest score (a higher score has strictly fewer
   captions above it), so one comparison per column suffices. Videos without captions are
   not queries; masked-out captions are neither queries nor candidates.
-- R@k = percent of queries with rank < k (k = 1, 5, 10, 50); MdR = median rank + 1;
+- R@k = percent of queries with rank < k (k = 5, 10, 50). R@1 follows the published code,
+  rank == 0 (`r1_rule="published"`, the default): a correct item tied with any other at the
+  top (rank 0.5, 1, ...) is not a hit, so a tied row never hits R@1 for N > 1, and numbers
+  compare with papers. `r1_rule="averaged"` counts rank < 1 like the other k (a tie of two
+  at the top, rank 0.5, is a hit; a fully tied row of N = 2 hits). MdR = median rank + 1;
   MnR = mean rank + 1; Geom = geometric mean of R1, R5, R10. The median of an even count
   is the mean of the two middle ranks (numpy's median).
 
@@ -31,15 +35,23 @@ from torch import Tensor
 from tqdm import tqdm
 
 KS = (1, 5, 10, 50)
+R1_RULES = ("published", "averaged")
 SimFn = Callable[[Any, Any], Tensor]
 
 
-def metrics_from_ranks(ranks: np.ndarray | Tensor) -> dict[str, float]:
-    """R1 R5 R10 R50 MdR MnR Geom from 0-based (possibly fractional) ranks."""
+def metrics_from_ranks(ranks: np.ndarray | Tensor, r1_rule: str = "published") -> dict[str, float]:
+    """R1 R5 R10 R50 MdR MnR Geom from 0-based (possibly fractional) ranks (R@1 rule: see
+    the module docstring)."""
+    if r1_rule not in R1_RULES:
+        raise ValueError(f"r1_rule must be one of {R1_RULES}, got {r1_rule!r}")
     r = np.asarray(ranks.detach().cpu() if isinstance(ranks, Tensor) else ranks, dtype=np.float64)
     if r.size == 0:
         raise ValueError("no queries to evaluate")
+    if np.isnan(r).any():
+        raise ValueError("a rank is NaN (a NaN similarity has no position)")
     out = {f"R{k}": float(100.0 * np.mean(r < k)) for k in KS}
+    if r1_rule == "published":
+        out["R1"] = float(100.0 * np.mean(r == 0))
     out["MdR"] = float(np.median(r) + 1)
     out["MnR"] = float(np.mean(r) + 1)
     out["Geom"] = float(np.cbrt(out["R1"] * out["R5"] * out["R10"]))
@@ -63,6 +75,8 @@ def _ranks_against(block: Tensor, ref: Tensor, dim: int) -> Tensor:
         acc = torch.float32 if n < 2**24 else torch.float64  # integer partial sums stay exact
         signs = torch.sub(block, ref).sign_().sum(dim, dtype=acc)
         return signs.to(torch.float64) / 2.0 + (n - 1) / 2.0
+    if bool(torch.isnan(block).any()) or bool(torch.isnan(ref).any()):
+        raise ValueError("similarities contain NaN: a NaN score has no rank (check the model's outputs)")
     return _tie_rank((block > ref).sum(dim), (block == ref).sum(dim))
 
 
@@ -117,14 +131,14 @@ def retrieval_ranks(sims: Tensor | np.ndarray, caption_video: Any,
 
 
 def retrieval_metrics(sims: Tensor | np.ndarray, caption_video: Any,
-                      caption_mask: Any | None = None) -> dict[str, dict[str, float]]:
+                      caption_mask: Any | None = None, r1_rule: str = "published") -> dict[str, dict[str, float]]:
     """Metrics from a full similarity matrix `[num_captions, num_videos]`.
 
     `caption_video[c]` is the index (column) of caption c's video; `caption_mask[c]` False
     drops caption c entirely (e.g. padding in a `[V·max_captions]` layout).
     """
     t2v, v2t = retrieval_ranks(sims, caption_video, caption_mask)
-    return {"t2v": metrics_from_ranks(t2v), "v2t": metrics_from_ranks(v2t)}
+    return {"t2v": metrics_from_ranks(t2v, r1_rule), "v2t": metrics_from_ranks(v2t, r1_rule)}
 
 
 def _length(x: Any) -> int:
@@ -156,7 +170,7 @@ def _resolve_sim_fn(model_or_fn: Any) -> SimFn:
 
 
 @torch.no_grad()
-def retrieval_metrics_from_embeddings(
+def retrieval_ranks_from_embeddings(
     text: Tensor | dict[str, Tensor],
     video: Tensor | dict[str, Tensor],
     model_or_sim_fn: Any = None,
@@ -165,8 +179,9 @@ def retrieval_metrics_from_embeddings(
     chunk: int = 4096,
     video_chunk: int | None = None,
     progress: bool = False,
-) -> dict[str, dict[str, float]]:
-    """Metrics from embeddings without materialising the `[C, V]` similarity matrix.
+) -> tuple[Tensor, Tensor]:
+    """(t2v ranks over kept captions, v2t ranks over videos with a kept caption), as
+    `retrieval_ranks`, without materialising the `[C, V]` similarity matrix.
 
     `text`/`video` are tensors or dicts of tensors (the models' `encode_*` outputs), first
     dimension = captions / videos. `model_or_sim_fn` is a model (its `.similarity` is used),
@@ -199,5 +214,22 @@ def retrieval_metrics_from_embeddings(
         block = sim(text, _rows(video, start, stop))
         v2t.append(_v2t_block(block, cv, start))
     v2t_ranks = torch.cat(v2t)
-    return {"t2v": metrics_from_ranks(torch.cat(t2v)),
-            "v2t": metrics_from_ranks(v2t_ranks[~torch.isnan(v2t_ranks)])}
+    return torch.cat(t2v), v2t_ranks[~torch.isnan(v2t_ranks)]
+
+
+def retrieval_metrics_from_embeddings(
+    text: Tensor | dict[str, Tensor],
+    video: Tensor | dict[str, Tensor],
+    model_or_sim_fn: Any = None,
+    caption_video: Any = None,
+    caption_mask: Any | None = None,
+    chunk: int = 4096,
+    video_chunk: int | None = None,
+    progress: bool = False,
+    r1_rule: str = "published",
+) -> dict[str, dict[str, float]]:
+    """Metrics from embeddings without materialising the `[C, V]` similarity matrix (see
+    `retrieval_ranks_from_embeddings`)."""
+    t2v, v2t = retrieval_ranks_from_embeddings(text, video, model_or_sim_fn, caption_video, caption_mask,
+                                               chunk, video_chunk, progress)
+    return {"t2v": metrics_from_ranks(t2v, r1_rule), "v2t": metrics_from_ranks(v2t, r1_rule)}

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from videxperts.errors import UserError
-from videxperts.training.retrieval.config import ConfigError, TrainConfig, load_config
+from videxperts.training.retrieval.config import CompatConfig, ConfigError, TrainConfig, load_config
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "train"
 
@@ -55,14 +55,35 @@ def test_base_inheritance_overrides_only_what_it_names():
     moee = load_config(CONFIGS / "msrvtt_moee.yaml")
     assert moee.model.variant == "moee" and moee.name == "msrvtt-moee"
     assert {n: moee.data.experts[n].clusters for n in ("audio", "ocr", "speech")} == {"audio": 27, "ocr": 20, "speech": 45}
-    assert moee.data.experts["audio"].max_tokens == 29  # inherited inside the merged mapping
+    assert moee.data.experts["audio"].dim == 128  # inherited inside the merged mapping
     assert (moee.model.text_vlad.clusters, moee.model.text_vlad.ghosts) == (50, 2)
-    assert moee.loss == ce.loss and moee.optim == ce.optim
+    assert moee.optim == ce.optim and moee.data.text.encoder == ce.data.text.encoder
     for stem, variant in [("msrvtt_concat", "concat"), ("msrvtt_moee_uniform", "moee_uniform"),
                           ("msrvtt_ce_no_cg", "ce_no_cg")]:
         cfg = load_config(CONFIGS / f"{stem}.yaml")
         assert cfg.model.variant == variant and cfg.data == ce.data
     assert load_config(CONFIGS / "msrvtt_concat.yaml").model.text_vlad.clusters == 39
+
+
+def test_published_msrvtt_moee_has_its_own_margin_and_token_limits():
+    moee = load_config(CONFIGS / "msrvtt_moee.yaml")
+    assert moee.loss.margin == 0.1264
+    e = moee.data.experts
+    assert (moee.data.text.max_tokens, e["ocr"].max_tokens, e["audio"].max_tokens, e["speech"].max_tokens) == \
+        (19, 3, 17, 32)
+
+
+def test_compat_switches_default_off_and_published_configs_turn_them_on():
+    assert load_config(MINIMAL).model.compat == CompatConfig()
+    for name in ("msrvtt_ce", "lsmdc_ce", "msrvtt_ce_no_cg", "lsmdc_moee"):
+        assert load_config(CONFIGS / f"{name}.yaml").model.compat.sequential_gating
+    for name in ("msrvtt_concat", "lsmdc_concat"):
+        assert load_config(CONFIGS / f"{name}.yaml").model.compat.concat_mixture
+    raw = copy.deepcopy(MINIMAL)
+    raw["model"] = {"variant": "concat", "compat": {"concat_order": ["scene", "audio"]}}
+    cfg = load_config(raw)
+    assert cfg.model.compat.concat_order == ["scene", "audio"]
+    assert load_config(cfg.to_dict()) == cfg
 
 
 def test_null_expert_in_derived_config_removes_it(tmp_path):
@@ -122,6 +143,9 @@ def _broken(path_keys, value):
     (["train", "batch_size"], 1, "train.batch_size"),
     (["teachtext"], {"teachers": []}, "teachtext.teachers"),
     (["data", "experts", "Bad-Name"], {"dim": 3}, "data.experts.Bad-Name"),
+    (["model", "compat", "sequential_gating"], "yes", "model.compat.sequential_gating"),
+    (["model", "compat", "unknown_switch"], True, "model.compat.unknown_switch"),
+    (["model", "compat", "concat_order"], ["scene"], "model.compat.concat_order"),
 ])
 def test_invalid_configs_name_file_and_key(tmp_path, keys, value, key_in_message):
     path = tmp_path / "bad.yaml"

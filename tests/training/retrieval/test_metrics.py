@@ -53,12 +53,42 @@ def test_hand_computed_ranks_and_metrics():
     assert m["v2t"]["R1"] == pytest.approx(200 / 3)
 
 
-def test_fully_tied_row_is_never_a_hit():
-    n = 7
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_fully_tied_row_is_never_a_hit_under_the_published_rule(n):
     sims = torch.zeros(1, n)
-    t2v, _ = retrieval_ranks(sims, [3])
+    t2v, _ = retrieval_ranks(sims, [n - 1])
     assert t2v.item() == (n - 1) / 2
-    assert retrieval_metrics(sims, [3])["t2v"]["R1"] == 0.0
+    assert retrieval_metrics(sims, [n - 1])["t2v"]["R1"] == 0.0
+    # the averaged rule (rank < 1) hits for N = 2 (rank 0.5), not for N > 2
+    assert retrieval_metrics(sims, [n - 1], r1_rule="averaged")["t2v"]["R1"] == (100.0 if n == 2 else 0.0)
+
+
+def test_r1_counts_only_rank_zero_as_published():
+    """Correct item tied with one other at the top: rank 0.5, a miss at R@1 (published `rank == 0`),
+    a hit at R@5; an untied top item is a hit."""
+    sims = torch.tensor([[0.9, 0.9, 0.1], [0.2, 0.8, 0.1]])
+    t2v, _ = retrieval_ranks(sims, [0, 1])
+    assert t2v.tolist() == [0.5, 0.0]
+    m = retrieval_metrics(sims, [0, 1])["t2v"]
+    assert m["R1"] == 50.0 and m["R5"] == 100.0
+    assert retrieval_metrics(sims, [0, 1], r1_rule="averaged")["t2v"]["R1"] == 100.0
+    m = metrics_from_ranks(np.array([0.0, 0.5, 1.0, 4.5, 5.0]))
+    assert m["R1"] == 20.0 and m["R5"] == 80.0
+    with pytest.raises(ValueError, match="r1_rule"):
+        metrics_from_ranks(np.array([0.0]), r1_rule="rank<1")
+
+
+def test_nan_similarity_raises_instead_of_ranking():
+    sims = torch.tensor([[np.nan, 0.2], [0.1, 0.3]])
+    with pytest.raises(ValueError, match="NaN"):
+        retrieval_ranks(sims, [0, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        retrieval_metrics(sims, [0, 1])
+    text, video = torch.ones(2, 3), torch.tensor([[1.0, 0.0, 0.0], [np.nan, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="NaN"):
+        retrieval_metrics_from_embeddings(text, video, None, [0, 1], chunk=1)
+    with pytest.raises(ValueError, match="NaN"):
+        metrics_from_ranks(np.array([0.0, np.nan]))
 
 
 def test_partial_tie_gets_mean_position():

@@ -123,8 +123,47 @@ def test_ablation_shapes():
     no_cg = describe_model(CONFIGS / "msrvtt_ce_no_cg.yaml")
     assert no_cg["components"]["video_gate.scene"] == lin(768, 768) + bn(768)
     concat = describe_model(CONFIGS / "msrvtt_concat.yaml")
-    assert set(concat["components"]) == {"video_vlad.audio", "video_vlad.ocr", "video_vlad.speech", "text_vlad"}
+    assert set(concat["components"]) == {"video_vlad.audio", "video_vlad.ocr", "video_vlad.speech", "text_vlad",
+                                         "mixture"}
     assert concat["components"]["text_vlad"] == vlad(768, 39, 1)
+    assert concat["components"]["mixture"] == lin(39 * 768, 9)  # compat: built, never used
+
+
+# The published parameter counts (SPEC-CE.md's configurations; checked side by side with the
+# published code module by module, issue 13). Concat includes the mixture layer the published
+# code builds and never uses (`model.compat.concat_mixture`).
+PUBLISHED_COUNTS = {
+    "msrvtt_ce": 183_448_607,
+    "msrvtt_ce_no_cg": 181_070_111,
+    "msrvtt_moee": 400_410_129,
+    "msrvtt_moee_uniform": 246_219_775,
+    "msrvtt_concat": 369_717,
+    "lsmdc_ce": 116_857_599,
+    "lsmdc_ce_no_cg": 114_479_103,
+    "lsmdc_moee": 159_776_655,
+    "lsmdc_moee_uniform": 159_776_655,
+    "lsmdc_concat": 150_631,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_COUNTS))
+def test_every_published_config_describes_to_the_published_count(name):
+    desc = describe_model(CONFIGS / f"{name}.yaml")
+    assert desc["parameters"] == PUBLISHED_COUNTS[name]
+
+
+def test_every_msrvtt_and_lsmdc_config_has_a_published_count():
+    shipped = {p.stem for p in CONFIGS.glob("*.yaml") if p.stem.startswith(("msrvtt_", "lsmdc_"))}
+    assert shipped == set(PUBLISHED_COUNTS)
+
+
+def test_concat_counts_by_hand_and_clean_default_has_no_mixture():
+    """LSMDC Concat: text VLAD 300-d, 39 clusters, no ghosts; VLAD experts audio 3, speech 5, ocr 30."""
+    expected = vlad(300, 39) + vlad(128, 3) + vlad(300, 5) + vlad(300, 30) + lin(39 * 300, 9)
+    assert describe_model(CONFIGS / "lsmdc_concat.yaml")["parameters"] == expected == 150_631
+    raw = load_config(CONFIGS / "lsmdc_concat.yaml").to_dict()
+    raw["model"]["compat"] = {}
+    assert describe_model(raw)["parameters"] == expected - lin(39 * 300, 9)
 
 
 # ------------------------------------------------------------------ every variant runs
@@ -252,6 +291,70 @@ def test_concat_pads_instead_of_zeroing_video(text_clusters):
     assert torch.count_nonzero(video["concat"][:, :42]) > 0
     sims = model.similarity(text, video)
     assert torch.count_nonzero(sims) == sims.numel()
+
+
+def test_concat_compat_order_and_unused_mixture_layer():
+    order = ["scene", "audio", "ocr", "face"]
+    cfg = small_cfg("concat", compat={"concat_mixture": True, "concat_order": order})
+    model = build_model(cfg).eval()
+    experts, masks, available, tokens, tmask = random_batch(cfg, all_available=True)
+    video = model.encode_video(experts, masks, available)["concat"]
+    # the first 10 columns are scene's (dim 10, mean expert), before the normalisation's scale
+    scene = experts["scene"] / video.new_tensor(1.0)
+    ratio = video[:, :10] / scene
+    torch.testing.assert_close(ratio, ratio[:, :1].expand_as(ratio))
+    clean = build_model(small_cfg("concat")).eval()
+    clean.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("mixture")})
+    assert not torch.allclose(clean.encode_video(experts, masks, available)["concat"], video)
+    # the unused layer is in the graph with a zero gradient (DDP needs every parameter used)
+    model.train()
+    model(experts, masks, available, tokens, tmask).sum().backward()
+    assert model.mixture.weight.grad is not None and torch.count_nonzero(model.mixture.weight.grad) == 0
+
+
+def _sequential_reference(model, reduced, avail):
+    """The published rule written out: expert by expert in sorted order; pairs (i, j) from the
+    current embeddings (gated for j < i); each pair's BatchNorm from that pair's own batch."""
+    cg = model.collab
+    current = list(reduced)
+    for i, name in enumerate(model.expert_names):
+        total, count = 0, 0
+        for j in range(len(current)):
+            y = cg.g_in(torch.cat([current[i], current[j]], dim=1))
+            for layer in cg.g_layers:
+                y = torch.nn.functional.batch_norm(y, None, None, layer.bn.weight, layer.bn.bias, True, 0.0,
+                                                   layer.bn.eps)
+                y = layer.fc(torch.nn.functional.mish(y))
+            total, count = total + y, count + 1
+        current[i] = model.video_gate[name](reduced[i], total / count, avail[:, i])
+    return current
+
+
+def test_sequential_gating_reproduces_the_published_rule_in_training_mode():
+    torch.manual_seed(11)
+    cfg = small_cfg("ce", compat={"sequential_gating": True})
+    model = build_model(cfg).train()
+    experts, masks, available, *_ = random_batch(cfg, b=8, all_available=True)
+    out = model.encode_video(experts, masks, available)
+    pooled = {n: (model.video_vlad[n](experts[n], masks[n]) if n in model.video_vlad else experts[n])
+              for n in model.expert_names}
+    reduced = [model.video_proj[n](pooled[n]) for n in model.expert_names]
+    expected = _sequential_reference(model, reduced, available)
+    for n, e in zip(model.expert_names, expected, strict=True):
+        torch.testing.assert_close(out[n], e, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_and_clean_gating_agree_in_eval_and_differ_in_training():
+    torch.manual_seed(12)
+    compat = build_model(small_cfg("ce", compat={"sequential_gating": True}))
+    clean = build_model(small_cfg("ce"))
+    clean.load_state_dict(compat.state_dict())
+    batch = random_batch(small_cfg("ce"), b=8)
+    with torch.no_grad():
+        a, b = compat.eval()(*batch), clean.eval()(*batch)
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+        a, b = compat.train()(*batch), clean.train()(*batch)
+    assert not torch.allclose(a, b, atol=1e-3)
 
 
 def test_input_errors_are_clear():

@@ -10,6 +10,14 @@ One module class serves every `model.variant`; the variant decides which blocks 
 | `moee_uniform` | as `moee`                                      | as `moee`                | 1/M     |
 | `concat`       | pool, concatenate all experts                  | text VLAD vector itself  | none    |
 
+`model.compat` restores two behaviours of the published code (docs/MODELS.md "Deviations"):
+`sequential_gating` (ce, training mode: experts gated one after another in sorted order,
+each later expert's pairs using the already gated embeddings of earlier ones, BatchNorm per
+pair; in eval mode the published code agrees with the clean rule) and, for concat,
+`concat_mixture` (the mixture-weight layer the published code builds and never uses, so the
+parameter count is the published one) and `concat_order` (the order of the experts in the
+concatenated video vector).
+
 "pool" is the identity for `mean` experts (the reader already averaged them) and the
 expert's own NetVLAD (no ghosts) for `vlad` experts. The "native dimension" of a VLAD
 expert in MoEE is its per-token dim D_e (published `expert_dims`: in K·D_e, out D_e).
@@ -51,6 +59,8 @@ class CollaborativeExperts(nn.Module):
         m, text = cfg.model, cfg.data.text
         self.shared_dim = m.shared_dim
         self.text_dim = text.dim
+        self.sequential_gating = m.compat.sequential_gating
+        self.concat_order = m.compat.concat_order or self.expert_names
 
         # --- video: temporal pooling (one NetVLAD per vlad expert, no ghost clusters)
         self.video_vlad = nn.ModuleDict(
@@ -66,6 +76,8 @@ class CollaborativeExperts(nn.Module):
             # whole video vector when the text was longer; we pad instead).
             self.concat_dim = max(video_out, text_out)
             self.video_concat_dim, self.text_concat_dim = video_out, text_out
+            if m.compat.concat_mixture:  # built and never used by the published code
+                self.mixture = nn.Linear(text_out, len(self.expert_names))
             return
 
         # --- mixture weights from the text (exists for moee_uniform too, unused there)
@@ -121,7 +133,7 @@ class CollaborativeExperts(nn.Module):
         out: dict[str, Tensor] = {"available": avail.to(pooled[self.expert_names[0]].dtype)}
 
         if self.variant == "concat":
-            v = F.normalize(torch.cat([pooled[n] for n in self.expert_names], dim=1), dim=1)
+            v = F.normalize(torch.cat([pooled[n] for n in self.concat_order], dim=1), dim=1)
             out[CONCAT_KEY] = F.pad(v, (0, self.concat_dim - v.shape[1]))
             return out
 
@@ -135,18 +147,32 @@ class CollaborativeExperts(nn.Module):
             for i, n in enumerate(self.expert_names):
                 out[n] = self.video_gate[n](reduced[i], avail[:, i])
             return out
+        if self.sequential_gating and self.training:
+            return {**out, **self._gate_sequentially(reduced, avail)}
         stacked = torch.stack(reduced, dim=1)  # [B, E, d]
         g = self.collab(stacked, avail)
         for i, n in enumerate(self.expert_names):
             out[n] = self.video_gate[n](reduced[i], g[:, i], avail[:, i])
         return out
 
+    def _gate_sequentially(self, reduced: list[Tensor], avail: Tensor) -> dict[str, Tensor]:
+        """The published training-mode rule: expert i's pairs see the gated embeddings of
+        experts before it (sorted order) and the ReduceDim outputs of the rest."""
+        current = list(reduced)
+        for i, n in enumerate(self.expert_names):
+            g = self.collab.gate_one(i, torch.stack(current, dim=1), avail)
+            current[i] = self.video_gate[n](reduced[i], g, avail[:, i])
+        return dict(zip(self.expert_names, current, strict=True))
+
     def encode_text(self, tokens: Tensor, token_mask: Tensor | None = None) -> dict[str, Tensor]:
         """Caption tokens `[C, L, Dt]` -> per-expert text embeddings and mixture weights."""
         t = self.text_vlad(tokens, token_mask)
         c = t.shape[0]
         if self.variant == "concat":
-            return {"weights": t.new_ones(c, 1), CONCAT_KEY: F.pad(t, (0, self.concat_dim - t.shape[1]))}
+            vec = F.pad(t, (0, self.concat_dim - t.shape[1]))
+            if hasattr(self, "mixture"):  # compat: unused, kept in the graph (zero gradient) for DDP
+                vec = vec + 0.0 * self.mixture(t).sum(1, keepdim=True)
+            return {"weights": t.new_ones(c, 1), CONCAT_KEY: vec}
         logits = self.mixture(t)
         if self.variant == "moee_uniform":
             # Uniform 1/M; `0 * logits` keeps the (unused) layer in the graph so DDP sees it.

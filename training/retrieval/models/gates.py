@@ -133,3 +133,28 @@ class CollaborativeGating(nn.Module):
                 flat = layer(flat, m)
             g = flat.view(b, e, d)
         return g * avail[..., None].to(x.dtype)
+
+    def gate_one(self, i: int, x: Tensor, available: Tensor) -> Tensor:
+        """g for expert i alone, as the published code computes it (`model.compat.sequential_gating`):
+        one pass of g per pair (i, j), each with its own BatchNorm statistics over the batch
+        rows where both experts exist, then the mean over available j and h. x `[B, E, d]`
+        (whatever the caller has: the published code passes the already gated embeddings of
+        earlier experts), available `[B, E]` -> `[B, d]`."""
+        avail = available.to(torch.bool)
+        d = x.shape[2]
+        # Linear(2d -> d) on [x_i; x_j] = W_a x_i + b + W_b x_j, as in `forward`
+        left = F.linear(x[:, i], self.g_in.weight[:, :d], self.g_in.bias)
+        right = F.linear(x, self.g_in.weight[:, d:])  # [B, E, d]
+        acc = x.new_zeros(x.shape[0], d)
+        count = x.new_zeros(x.shape[0])
+        for j in range(x.shape[1]):
+            m = avail[:, i] & avail[:, j]
+            y = left + right[:, j]
+            for layer in self.g_layers:
+                y = layer(y, m)
+            acc = acc + y * m[:, None].to(y.dtype)
+            count = count + m.to(x.dtype)
+        g = acc / count.clamp_min(1)[:, None]
+        for layer in self.h_layers:
+            g = layer(g, avail[:, i])
+        return g * avail[:, i, None].to(x.dtype)
