@@ -41,4 +41,6 @@ def config_path(kind: str, name_or_path: str | os.PathLike[str]) -> Path:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     candidate = configs_root() / kind / f"{name}.yaml"
-    return candidate if candidate.is_file() else path
+    if candidate.is_file() or not str(name_or_path).endswith((".yaml", ".yml")):
+        return candidate  # a bare name: where a shipped config of that name would be
+    return path
