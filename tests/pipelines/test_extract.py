@@ -104,14 +104,14 @@ def test_extract_dataset_then_resume_skips_everything(head: dict, tmp_path: Path
     assert fs.verify() == []
     assert max(done_records(store).values()) == 1
     # the job is one MLflow run beside the store, with params and the failure report
-    import mlflow
+    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{store.parent / 'mlflow.db'}")
-    run = mlflow.get_run(s["mlflow_run_id"])
+    client = MlflowClient(f"sqlite:///{store.parent / 'mlflow.db'}")  # not mlflow.set_tracking_uri: it sets the env var
+    run = client.get_run(s["mlflow_run_id"])
     assert run.data.params["experts"] == "audio,scene" and run.data.params["decoder"] == "decord"
     assert run.data.params["scene.weights"].startswith("random-init")
     assert run.data.metrics["done"] == N_CLIPS
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"failures.csv", "summary.json"} <= artifacts
 
     again = run_extract_cli(extract_cmd(data, store, head["gcs_address"], "--experts", CHEAP_EXPERTS,

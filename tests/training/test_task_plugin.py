@@ -101,7 +101,7 @@ def test_plugin_task_trains_resumes_and_reports(setup: dict) -> None:
     accuracies = [summary["seeds"][s]["test"]["accuracy"] for s in ("0", "1")]
     assert min(accuracies) > 2 * 100 / 3, accuracies  # far above chance (1/3)
 
-    client = MlflowClient(tracking.resolve_tracking_uri(work))
+    client = MlflowClient(f"sqlite:///{(work / 'mlflow.db').resolve()}")  # the command's own store, whatever this process's env says
     exp = client.get_experiment_by_name("probe")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.data.tags.get(tracking.KIND_TAG) == "train"]

@@ -91,7 +91,7 @@ def test_sigkilled_train_command_resumes_to_the_same_metrics(setup: dict) -> Non
     cmd = _cmd(setup, work, "0,1")
     # seed 0 finishes; seed 1 is killed after its second epoch checkpoint, in the middle of training
     _kill_after_checkpoints(cmd, work, seed_dirs=2, checkpoints=2)
-    client = MlflowClient(tracking.resolve_tracking_uri(work))
+    client = MlflowClient(f"sqlite:///{(work / 'mlflow.db').resolve()}")  # the command's own store, whatever this process's env says
     exp = client.get_experiment_by_name("resume")
     (killed_parent,) = [r for r in client.search_runs([exp.experiment_id])
                         if r.data.tags.get(tracking.KIND_TAG) == "train"]
