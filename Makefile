@@ -8,6 +8,8 @@ WORK ?= work
 DEMO_VIDEOS ?= 200
 DEMO_SEEDS ?= 0,1,2
 APT_PACKAGES := ffmpeg espeak-ng tesseract-ocr tesseract-ocr-eng
+# A Java runtime for the captioning evaluator (PTB tokenizer, METEOR 1.5); any java on PATH will do.
+JAVA_PACKAGE := default-jre-headless
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps test lint demo clean constraints bench
@@ -17,6 +19,7 @@ install: system-deps $(STAMP)
 # Debian packages, only when one is missing (apt-get update is slow; skip it when possible).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v java >/dev/null 2>&1 || missing="$$missing $(JAVA_PACKAGE)"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -34,6 +34,7 @@ def connect(
     num_cpus: int | None = None,
     runtime_env: dict[str, Any] | None = None,
     namespace: str = "videxperts",
+    log_to_driver: bool = True,
 ) -> dict[str, Any]:
     """Initialise Ray once for this process and describe the cluster it joined.
 
@@ -45,7 +46,7 @@ def connect(
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {
             "namespace": namespace,
-            "log_to_driver": True,
+            "log_to_driver": log_to_driver,  # False: workers' output stays in Ray's log files
             "configure_logging": True,
             "logging_level": "warning",
         }
@@ -56,7 +57,13 @@ def connect(
             kwargs["address"] = target
             use_token_if_given()
         else:
-            init_loopback_ray(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+            try:
+                init_loopback_ray(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+            except UserError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. "node timed out during startup" on a loaded machine
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise UserError(f"could not start a local Ray: {first}") from None
             return describe()
         try:
             ray.init(**kwargs)
@@ -66,16 +73,29 @@ def connect(
 
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+DASHBOARD_ENV = "VIDEXPERTS_RAY_DASHBOARD"  # "1": the embedded Ray starts its dashboard (on 127.0.0.1)
 
 
-def init_loopback_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
+def dashboard_notice(url: str) -> str:
+    """What to print when the embedded Ray serves a dashboard: its URL and where its token comes from."""
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        where = (f"the token is in {os.environ['RAY_AUTH_TOKEN_PATH']}" if os.environ.get("RAY_AUTH_TOKEN_PATH")
+                 else "the token is $RAY_AUTH_TOKEN" if os.environ.get("RAY_AUTH_TOKEN")
+                 else "`ray get-auth-token` prints the token (from ~/.ray/auth_token)")
+        return f"Ray dashboard: {url} (token authentication: {where}; paste it when the page asks)"
+    return (f"Ray dashboard: {url} (bound to 127.0.0.1, no token: this Ray runs without token authentication; "
+            "from another machine use an SSH tunnel, e.g. ssh -L 8265:127.0.0.1:PORT HOST)")
+
+
+def init_loopback_ray(num_cpus: int | None = None, dashboard: bool | None = None, **kwargs: Any) -> None:
     """Start a private single-machine Ray whose every port (GCS, raylet, workers) binds 127.0.0.1.
 
     A job without ``--address`` needs no other machine to reach it, so nothing should listen
     on the network. Ray picks its node IP from the host's route unless it runs in its
     "no cluster" mode (its default on macOS/Windows), in which the node IP is the loopback one
     and its gRPC servers then listen on loopback only. That mode is switched on here for this
-    process and, through the environment, for the processes Ray starts. No dashboard.
+    process and, through the environment, for the processes Ray starts. No dashboard unless
+    ``dashboard`` (or ``$VIDEXPERTS_RAY_DASHBOARD=1``): then on 127.0.0.1, its URL printed on stderr.
     """
     import ray
     import ray._private.ray_constants as ray_constants
@@ -83,10 +103,16 @@ def init_loopback_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     saved_env, saved_flag = os.environ.get(LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
     os.environ[LOOPBACK_ENV] = "0"  # inherited by the GCS, raylet and workers started below
     ray_constants.ENABLE_RAY_CLUSTER = False
+    if dashboard is None:
+        dashboard = os.environ.get(DASHBOARD_ENV) == "1"
+    if dashboard:
+        kwargs.update(include_dashboard=True, dashboard_host="127.0.0.1")
     kwargs.setdefault("include_dashboard", False)
     kwargs.pop("address", None)
     try:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        context = ray.init(num_cpus=num_cpus, **kwargs)
+        if dashboard and getattr(context, "dashboard_url", None):
+            print(dashboard_notice(f"http://{context.dashboard_url}"), file=sys.stderr, flush=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"cannot start a local Ray: {exc}") from exc
     finally:  # the started node keeps its loopback address; a later connect to a cluster must not

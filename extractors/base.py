@@ -29,6 +29,9 @@ class FrameNeeds:
     size: int | None = None
     clip_len: int = 1
     clip_stride: int = 1
+    # the video's last clip when fewer than clip_len samples remain: "pad" (repeat the last
+    # frame, the default) or "drop" (as per-extractor tools that only take full stacks)
+    tail: str = "pad"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class AudioNeeds:
 
     sample_rate: int = 16_000
     segment_seconds: float | None = None
+    # audio read past each window's end, so that a segment's last analysis frame (VGGish: 15 ms
+    # past the segment) sees the real samples that follow instead of zeros
+    tail_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,12 @@ class DecodeNeeds:
     audio: AudioNeeds | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)  # settings at their defaults are left out, so older provenance stays equal
+        if d["frames"] is not None and d["frames"]["tail"] == "pad":
+            del d["frames"]["tail"]
+        if d["audio"] is not None and not d["audio"]["tail_seconds"]:
+            del d["audio"]["tail_seconds"]
+        return d
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ EXPERT_CLASSES: dict[str, str] = {
     "ocr": "videxperts.extractors.experts.ocr:OCRExpert",
     "face": "videxperts.extractors.experts.face:FaceExpert",
     "speech": "videxperts.extractors.experts.speech:SpeechExpert",
+    "regions": "videxperts.extractors.experts.regions:RegionsExpert",
 }
 TEXT_ENCODERS = ("minilm", "wordvec", "gpt2")
 PROFILE_KEYS = {"name", "description", "decoder", "experts", "text_encoders"}

@@ -21,10 +21,13 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "store": ("videxperts.pipelines.commands.store", "store", "Inspect, verify and compact a feature store."),
     "train": ("videxperts.pipelines.commands.train", "train", "Train a config's model (retrieval: CE, ablations, TeachText) with Ray Train."),
     "evaluate": ("videxperts.pipelines.commands.evaluate", "evaluate", "Re-evaluate a trained run or checkpoint on a store."),
+    "caption": ("videxperts.pipelines.commands.caption", "caption", "Caption video segments with a trained captioning run (ActivityNet JSON)."),
     "report": ("videxperts.pipelines.commands.report", "report", "Print the results table of an MLflow experiment."),
     "submit": ("videxperts.pipelines.commands.submit", "submit", "Submit a videxperts command to a Ray cluster (Jobs API)."),
     "replay": ("videxperts.pipelines.commands.replay", "replay", "Send runs kept on disk during a tracking outage to MLflow."),
     "ui": ("videxperts.pipelines.commands.ui", "ui", "Start the MLflow UI on 127.0.0.1 for the project's tracking store."),
+    "doctor": ("videxperts.pipelines.commands.doctor", "doctor", "Check that this machine has what the commands need."),
+    "config": ("videxperts.pipelines.commands.config", "config", "List, show and copy the shipped configs (profiles, training)."),
 }
 
 
@@ -47,6 +50,16 @@ class LazyGroup(click.Group):
         module, attr, _ = SUBCOMMANDS[name]
         return getattr(importlib.import_module(module), attr)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in SUBCOMMANDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=2, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}{hint} (commands: {', '.join(SUBCOMMANDS)})")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, _, help_) in SUBCOMMANDS.items()]
         with formatter.section("Commands"):
@@ -60,17 +73,23 @@ def cli() -> None:
 
     Configs and profiles are given by shipped name (demo_ce, msrvtt_ce, demo, paper) or path.
 
+    Every command keeps its runs in one work dir (--work-dir, $VIDEXPERTS_WORK_DIR, else ./work)
+    and one MLflow experiment (--experiment, $VIDEXPERTS_EXPERIMENT, else videxperts).
+
     \b
-    Typical flow:
-      videxperts data synth --out work/data --videos 200
-      videxperts extract work/data/manifest.parquet --out work/store.zarr --profile demo
-      videxperts train --config demo_ce --store work/store.zarr --data work/data
-      videxperts report --experiment demo
+    Typical flow (minutes on a laptop; the demo profile's eight experts take longer):
+      videxperts data synth --out work/data --videos 12 --max-seconds 2
+      videxperts extract work/data --out work/store.zarr --experts audio,scene
+      videxperts train --config quick_ce --store work/store.zarr
+      videxperts report --experiment videxperts
     """
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
+    from videxperts.pipelines.progress import quiet_known_notices
+
+    quiet_known_notices()
     try:
         cli.main(args=argv, prog_name="videxperts", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +149,29 @@ class ProbeError(Exception):
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+
+
+def probe_files(files: dict[str, Path], timeout_s: float, workers: int | None,
+                progress: bool) -> Iterator[tuple[str, dict[str, Any] | ProbeError]]:
+    """Probe every file (in threads, each probe bounded by ``timeout_s``), in video-id order:
+    (video_id, stream info) or (video_id, the ProbeError that says why it is unreadable)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(files), desc="probe", unit="video", disable=None if progress else True, file=sys.stderr)
+
+    def _one(vid: str) -> tuple[str, dict[str, Any] | ProbeError]:
+        try:
+            return vid, probe_video(files[vid], timeout_s)
+        except ProbeError as exc:
+            return vid, exc
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
+            for item in pool.map(_one, sorted(files)):
+                bar.update(1)
+                yield item
+    finally:
+        bar.close()
 
 
 def _probe_child(path: str, conn: Any) -> None:
@@ -327,7 +350,6 @@ def import_dataset(
     video and duplicate ids go to the report (and ``on_problem``) and are left out.
     """
     import pyarrow as pa
-    from tqdm import tqdm
 
     from videxperts.storage.manifest import check_video_id, write_captions, write_manifest
 
@@ -365,23 +387,12 @@ def import_dataset(
         by_id[vid] = f
 
     infos: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=len(by_id), desc="probe", unit="video", disable=None if progress else True, file=sys.stderr)
-
-    def _one(vid: str) -> tuple[str, dict[str, Any] | ProbeError]:
-        try:
-            return vid, probe_video(by_id[vid], timeout_s)
-        except ProbeError as exc:
-            return vid, exc
-
-    with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
-        for vid, res in pool.map(_one, sorted(by_id)):
-            bar.update(1)
-            rel = by_id[vid].relative_to(folder_p).as_posix()
-            if isinstance(res, ProbeError):
-                report(rel, vid, f"unreadable:{res.kind}", res.reason)
-            else:
-                infos[vid] = res
-    bar.close()
+    for vid, res in probe_files(by_id, timeout_s, workers, progress):
+        rel = by_id[vid].relative_to(folder_p).as_posix()
+        if isinstance(res, ProbeError):
+            report(rel, vid, f"unreadable:{res.kind}", res.reason)
+        else:
+            infos[vid] = res
 
     rows: list[dict[str, Any]] = []
     cap_rows: list[dict[str, Any]] = []

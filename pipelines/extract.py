@@ -70,10 +70,12 @@ class ExtractConfig:
     captions: bool = True
     text_encoders: list[str] | None = None
     progress: bool = True
+    verbose: bool = False  # stream the Ray workers' output (model loading, library notices) to stderr
     num_cpus: int | None = None
     run_name: str | None = None
     overwrite_experts: list[str] = field(default_factory=list)
     extra_params: dict[str, Any] = field(default_factory=dict)
+    balance: bool = True  # size threads, replicas and batch sizes from measured costs (extract_balance.py)
 
 
 @dataclass
@@ -136,6 +138,8 @@ class Pipeline:
         self.text_calls = 0
         self.finished: set[str] = set()
         self.outcomes: dict[str, str] = {}
+        self.balancer: Any = None
+        self.stage_threads: dict[str, int] = {}
 
     # ---------------------------------------------------------------- setup
     def _open(self) -> None:
@@ -173,7 +177,8 @@ class Pipeline:
         self.paths = {v.video_id: v.path for v in self.inputs.videos}
         self.acc = Accounting(len(ids), skipped=len(ids) - len(self.todo))
         self.text_todo = self._text_todo()
-        self.cluster = connect(cfg.address, num_cpus=cfg.num_cpus) if (self.todo or self.text_todo) else None
+        self.cluster = (connect(cfg.address, num_cpus=cfg.num_cpus, log_to_driver=cfg.verbose)
+                        if (self.todo or self.text_todo) else None)
         self.job_tag = uuid.uuid4().hex[:8]
         self.driver_writer = self.store.writer(f"driver-{self.job_tag}")
 
@@ -232,6 +237,11 @@ class Pipeline:
             stages.append(StagePlan(e, workers * p.replicas, p.num_cpus, p.num_gpus, p.memory_mb))
         if self.text_todo:
             stages += [StagePlan(f"text:{t}", 1, 1.0) for t in self.plan.text]
+        if cfg.balance and cfg.workers is None and self.todo:
+            from videxperts.pipelines.extract_balance import balance_stages
+
+            stages = balance_stages(self, stages, needed)
+            workers = stages[0].replicas
         stages, notes = fit_resources(stages, cpus, gpus)
         self.plan.notes.extend(notes)
         self.plan.stages = {s.name: s for s in stages}
@@ -267,7 +277,7 @@ class Pipeline:
         self.slots["decode"] = pool(st["decode"], DecodeWorker, (self.backend, self.decode_options))
         for e in needed:
             p = self.plan.experts[e]
-            threads = max(1, int(round(st[e].num_cpus)))
+            threads = self.stage_threads.get(e) or max(1, int(round(st[e].num_cpus)))
             self.slots[e] = pool(st[e], ExpertWorker, (e, self.plan.profile, p.batch_size, threads))
             self.expert_queues[e] = deque()
         for t in self.plan.text if self.text_todo else []:
@@ -386,6 +396,8 @@ class Pipeline:
             return
         self.acc.record_stage("decode", status.get("seconds", 0.0), status.get("node_id"), status.get("pid"),
                              status.get("cpu_s"))
+        if self.balancer is not None:
+            self.balancer.observe("decode", status)
         if status["ok"]:
             for e, ref in zip(call.experts, call.refs[1:], strict=True):
                 if job.items[e].state == "pending":
@@ -414,6 +426,8 @@ class Pipeline:
             return
         e = call.expert
         self.acc.record_stage(e, status.get("seconds", 0.0), status.get("node_id"), status.get("pid"), status.get("cpu_s"))
+        if self.balancer is not None:
+            self.balancer.observe(e, status)
         item = job.items[e]
         if status["ok"]:
             item.state = "done"
@@ -694,8 +708,9 @@ class Pipeline:
                 self._handle(ref)
 
     def run(self) -> dict[str, Any]:
-        from tqdm import tqdm
+        from videxperts.pipelines.progress import progress_bar, startup_status
 
+        cpu0 = time.process_time()
         self._open()
         interrupted = False
         self.bar = None
@@ -704,14 +719,22 @@ class Pipeline:
         try:
             if self.cfg.tracking:
                 from videxperts.pipelines.extract_tracking import ExtractionRun
+                from videxperts.pipelines.provenance_links import annotate_extraction_run, extraction_run_name
 
-                tracker = ExtractionRun(self.cfg.tracking_uri, self.cfg.experiment, self.cfg.out, self.cfg.run_name)
+                tracker = ExtractionRun(self.cfg.tracking_uri, self.cfg.experiment, self.cfg.out,
+                                        self.cfg.run_name or extraction_run_name(self.plan, self.inputs))
+                annotate_extraction_run(tracker, self.plan.profile)  # resolved profile, UI view
+            from videxperts.pipelines.provenance_links import record_extraction_inputs
+
+            record_extraction_inputs(self.cfg.out, self.inputs, tracker.run_id if tracker else None)  # splits for train
             t_start = time.monotonic()
             if self.todo or self.text_todo:
+                startup_status(self, before=True)  # Ray up, N actors loading (minutes on a small machine)
                 self._start_pools()
+                startup_status(self, before=False)
             self.startup_s = time.monotonic() - t_start
-            self.bar = tqdm(total=self.acc.inputs, initial=self.acc.counts["skipped"], unit="video",
-                            desc="extract", file=sys.stderr, disable=not self.cfg.progress, dynamic_ncols=True)
+            self.bar = progress_bar(self.acc.inputs, "extract", "video", enabled=self.cfg.progress,
+                                    initial=self.acc.counts["skipped"])
             if tracker is not None:
                 tracker.log_params(self._params())
             t_loop = time.monotonic()
@@ -733,7 +756,13 @@ class Pipeline:
             self._restore_signals(previous)
             if self.bar is not None:
                 self.bar.close()
+        if self.slots:
+            from videxperts.pipelines.extract_balance import collect_cpu
+
+            self.cpu_report = collect_cpu(self, time.process_time() - cpu0)
         summary = self._summary(interrupted)
+        if self.balancer is not None and not interrupted:
+            self.balancer.learn()
         if tracker is not None:
             unsent = tracker.finish(summary, self.failures, "KILLED" if interrupted else "FINISHED")
             summary["mlflow_run_id"] = tracker.run_id
@@ -795,6 +824,10 @@ class Pipeline:
             "rejected": [{"path": p, "reason": why} for p, why in self.inputs.rejected],
             "notes": self.plan.notes,
         }
+        if self.balancer is not None:
+            extra["balance"] = self.balancer.report()
+        if getattr(self, "cpu_report", None):
+            extra["cpu_s"] = self.cpu_report
         if self.plan.text:
             extra["captions"] = {"encoders": sorted(self.plan.text), "todo": len(self.text_todo),
                                  "encoded": getattr(self, "text_done", 0), "failed": getattr(self, "text_failed", 0)}

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from videxperts.pipelines.extract_balance import CpuMeter
+
 
 def _node_id() -> str:
     import ray
@@ -52,6 +54,10 @@ class DecodeWorker:
         self.backend = backend
         self.options = {k: v for k, v in options.items() if v is not None}  # window_seconds, timeout_s, max_pixels
         self.node = _node_id()
+        self.meter = CpuMeter("decode")
+
+    def cpu_report(self) -> dict[str, Any]:
+        return self.meter.report()
 
     def ping(self) -> str:
         return self.node
@@ -70,9 +76,13 @@ class DecodeWorker:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a record
             status = _error_status(exc, t0, self.node, video_id=video_id)
             return (status, *([None] * len(experts)))
-        status = {"ok": True, "seconds": time.monotonic() - t0, "cpu_s": time.process_time() - c0,
+        cpu_s = time.process_time() - c0
+        self.meter.calls += cpu_s
+        first = next((v[0] for v in views.values() if v), None)
+        status = {"ok": True, "seconds": time.monotonic() - t0, "cpu_s": cpu_s,
                   "node_id": self.node, "pid": os.getpid(), "video_id": video_id,
-                  "windows": {e: len(v) for e, v in views.items()}}
+                  "windows": {e: len(v) for e, v in views.items()},
+                  "video_s": float(first.duration) if first is not None else None}
         return (status, *(views[e] for e in experts))
 
 
@@ -98,8 +108,28 @@ class ExpertWorker:
         self.expert = build_expert(name, profile)
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"
         self.expert.load(self.device)
+        if getattr(self.expert, "threads", None) is None:  # the profile did not pin them: the share decides
+            torch.set_num_threads(max(1, threads))
+        if hasattr(self.expert, "batch_size"):
+            self.expert.batch_size = max(1, batch_size)  # the measured (or --batch-size) units per forward
         self.batch_size = max(1, batch_size)
         self.node = _node_id()
+        self.meter = CpuMeter(name)
+        if hasattr(self.expert, "forward_features"):
+            self.expert.forward_features = self.meter.timed_model(self.expert.forward_features)
+
+    def cpu_report(self) -> dict[str, Any]:
+        return self.meter.report()
+
+    def calibrate(self, candidates: tuple[int, ...] | None = None) -> dict[str, Any] | None:
+        """Cost per unit at each candidate batch size on this actor's device (None: not a torch expert)."""
+        from videxperts.pipelines.extract_balance import calibratable, measure_expert
+
+        if not calibratable(self.expert):
+            return None
+        c0 = time.process_time()
+        out = measure_expert(self.expert, str(getattr(self.expert, "device", self.device)), candidates)
+        return out | {"cpu_s": time.process_time() - c0}
 
     def ping(self) -> str:
         return self.node
@@ -125,11 +155,17 @@ class ExpertWorker:
             if not np.isfinite(feats).all():
                 raise ValueError(f"{self.name} produced non-finite features for {video_id}")
         except Exception as exc:  # noqa: BLE001 - every failure becomes a record
+            self.meter.calls += time.process_time() - c0
             return _error_status(exc, t0, self.node, video_id=video_id, expert=self.name), None
-        status = {"ok": True, "seconds": time.monotonic() - t0, "cpu_s": time.process_time() - c0,
+        cpu_s = time.process_time() - c0
+        self.meter.calls += cpu_s
+        status = {"ok": True, "seconds": time.monotonic() - t0, "cpu_s": cpu_s,
                   "node_id": self.node, "pid": os.getpid(), "video_id": video_id, "expert": self.name,
-                  "rows": int(feats.shape[0])}
-        return status, {"features": feats, "timestamps": np.asarray(out.timestamps, dtype=np.float64)}
+                  "rows": int(feats.shape[0]), "video_s": float(views[0].duration) if views else None}
+        payload = {"features": feats, "timestamps": np.asarray(out.timestamps, dtype=np.float64)}
+        if out.extra:  # OCR/ASR words with times, face boxes: kept in the store (storage/side.py)
+            payload["side"] = out.extra
+        return status, payload
 
 
 class TextWorker:
@@ -189,6 +225,10 @@ class WriterWorker:
         self.node = _node_id()
         self.busy = 0.0
         self.error: str | None = None  # the first failed commit: the store cannot take writes
+        self.meter = CpuMeter("writer")
+
+    def cpu_report(self) -> dict[str, Any]:
+        return self.meter.report()
 
     def ping(self) -> str:
         return self.node
@@ -214,17 +254,19 @@ class WriterWorker:
 
     def write(self, seq: int, video_id: str, expert: str, payload: dict[str, Any]) -> dict[str, Any]:
         t0 = time.monotonic()
+        c0 = time.process_time()
         if self.error:  # a failed commit: this writer takes nothing more (the driver ends the job)
             return self._reply([], t0)
         if (video_id, expert) not in self.keys:  # a resend of a still-buffered item is a no-op
             try:
-                self.writer.write(video_id, expert, payload["features"], payload["timestamps"])
+                self.writer.write(video_id, expert, payload["features"], payload["timestamps"], payload.get("side"))
             except Exception as exc:  # noqa: BLE001 - the store refused these features: a record
                 return _error_status(exc, t0, self.node, video_id=video_id, expert=expert) | {"committed": []}
             self.keys[(video_id, expert)] = seq
         self.buffered.append(seq)
         committed = self._maybe_commit()
         self.busy += time.monotonic() - t0
+        self.meter.calls += time.process_time() - c0
         return self._reply(committed, t0)
 
     def write_text(self, seq: int, encoder: str, payload: list[tuple[str, int, np.ndarray]]) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """What ``videxperts extract`` reads: a manifest / dataset dir, a folder of videos, or a glob.
 
+Still images (jpg, png, webp, bmp) are inputs too, as one-frame media: in folders and globs
+beside videos, or as manifest rows; the decode-once reader reads them like a one-frame video.
+
 Every input becomes an :class:`InputVideo` (a store key and an absolute path); captions come
 along only from a dataset dir. A folder or glob keeps every matching file, even ones that are
 obviously broken, so that each one is accounted for (as failed, with its reason) rather than
@@ -24,6 +27,9 @@ VIDEO_SUFFIXES = frozenset({
     ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".flv", ".wmv", ".ts",
     ".3gp", ".ogv", ".ogg", ".gif", ".mts", ".m2ts", ".vob", ".y4m", ".h264", ".hevc",
 })
+# still images are one-frame media: the same reader decodes them (PyAV), the same store keeps them
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -131,10 +137,10 @@ def _walk_folder(target: Path) -> tuple[list[Path], list[tuple[str, str]]]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(dirpath)
         entries = [n for n in names if not n.startswith(".")]
-        entries += [d for d in dirs if Path(d).suffix.lower() in VIDEO_SUFFIXES]  # a folder "x.mp4"
+        entries += [d for d in dirs if Path(d).suffix.lower() in MEDIA_SUFFIXES]  # a folder "x.mp4"
         for name in sorted(entries):
             p = here / name
-            if p.suffix.lower() not in VIDEO_SUFFIXES:
+            if p.suffix.lower() not in MEDIA_SUFFIXES:
                 continue
             why = _not_a_video(p)
             if why is None:
@@ -159,13 +165,14 @@ def list_inputs(spec: str, *, with_captions: bool = True) -> Inputs:
         if not files:
             extra = f"; {len(rejected)} entries named like videos are not files, e.g. {rejected[0][0]}: " \
                     f"{rejected[0][1]}" if rejected else ""
-            raise UserError(f"{spec}: no video files in this folder (looked for "
-                            f"{', '.join(sorted(VIDEO_SUFFIXES)[:6])}, ...){extra}")
+            raise UserError(f"{spec}: no video or image files in this folder (looked for "
+                            f"{', '.join(sorted(VIDEO_SUFFIXES)[:6])}, ..., {', '.join(sorted(IMAGE_SUFFIXES))})"
+                            f"{extra}")
         return Inputs(_unique_ids(files, target), spec, "folder", rejected=rejected)
     if any(ch in spec for ch in "*?["):
         # resolved and de-duplicated: two patterns or links naming one file give one input
         matches = sorted(globlib.glob(spec, recursive=True))
-        rejected = [(p, why) for p in matches if Path(p).suffix.lower() in VIDEO_SUFFIXES
+        rejected = [(p, why) for p in matches if Path(p).suffix.lower() in MEDIA_SUFFIXES
                     and (why := _not_a_video(Path(p))) is not None]
         bad = {p for p, _ in rejected}
         files = sorted({Path(p).resolve() for p in matches if p not in bad and os.path.isfile(p)})
@@ -174,10 +181,11 @@ def list_inputs(spec: str, *, with_captions: bool = True) -> Inputs:
         root = Path(os.path.commonpath([str(p.parent) for p in files]))
         return Inputs(_unique_ids(files, root), spec, "glob", rejected=rejected)
     if target.is_file() or os.path.lexists(target):
-        why = _not_a_video(target) if target.suffix.lower() in VIDEO_SUFFIXES else (
-            f"not a video file (suffix {target.suffix or 'none'!r})")
+        why = _not_a_video(target) if target.suffix.lower() in MEDIA_SUFFIXES else (
+            f"not a video or image file (suffix {target.suffix or 'none'!r})")
         if why is not None:
             raise UserError(f"{spec}: {why}; INPUT must be a manifest (.parquet), a dataset dir, a folder of "
-                            f"videos, a glob, or one video file ({', '.join(sorted(VIDEO_SUFFIXES)[:6])}, ...)")
+                            f"videos or images, a glob, or one video or image file ({', '.join(sorted(VIDEO_SUFFIXES)[:6])}, ..., "
+                            f"{', '.join(sorted(IMAGE_SUFFIXES))})")
         return Inputs(_unique_ids([target.resolve()], target.resolve().parent), spec, "folder")
     raise UserError(f"{spec}: no such manifest, dataset dir, folder or glob")

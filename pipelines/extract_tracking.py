@@ -51,6 +51,10 @@ def job_tracking(tracking_uri: str | None, store_url: str) -> tuple[str, str | N
     """(tracking URI, artifact root or None for a server that owns its artifacts) of one job."""
     if tracking_uri and not tracking_uri.startswith("sqlite:"):
         return tracking_uri, None
+    if tracking_uri and tracking_uri.startswith("sqlite:///"):  # artifacts beside the database (the work dir)
+        db = Path(tracking_uri[len("sqlite:///"):].split("?", 1)[0])
+        if str(db) != ":memory:":
+            return tracking_uri, (db.parent / "mlartifacts").as_uri()
     uri, root = default_tracking(store_url)
     return tracking_uri or uri, root
 

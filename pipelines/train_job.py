@@ -14,13 +14,13 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm import tqdm
 
 from videxperts.errors import UserError
 
@@ -44,18 +44,22 @@ class TrainRequest:
     work_dir: str = "work"
     address: str | None = None
     max_failures: int = 1
+    keep_checkpoints: bool = False  # keep finished seeds' Ray Train checkpoints (the best is logged to MLflow)
+    dashboard: bool = False  # the embedded Ray serves its dashboard on 127.0.0.1
     quiet: bool = False  # no worker logs on the driver (keeps --json stdout clean)
     progress: bool = False  # a progress bar over seeds on stderr
     restart: bool = False  # new runs even if an unfinished run of the same command exists
+    overrides: list[str] = field(default_factory=list)  # --set KEY=VALUE items, applied in order
     source: dict | None = None  # pre-built {"kind": "arrays", "splits": {...}} (tests, benchmarks)
     extra_params: dict = field(default_factory=dict)
 
 
-def resolve_config(config: str | Path | dict, epochs: int | None = None, seed: int | None = None) -> Any:
-    """The task's typed config with command-line overrides applied (epochs, seed)."""
+def resolve_config(config: str | Path | dict, epochs: int | None = None, seed: int | None = None,
+                   overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The task's typed config with command-line overrides applied (--set items, then epochs, seed)."""
     from videxperts.training.config import load_config
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides=overrides)
     if epochs is None and seed is None:
         return cfg
     d = cfg.to_dict()
@@ -67,19 +71,30 @@ def resolve_config(config: str | Path | dict, epochs: int | None = None, seed: i
     return out
 
 
-def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None:
-    """Local Ray bound to 127.0.0.1 with enough CPUs for the workers (1 CPU each), or join ``--address``."""
+def init_ray(address: str | None, num_workers: int, quiet: bool = False, dashboard: bool = False,
+             job_metadata: dict[str, str] | None = None) -> None:
+    """Local Ray bound to 127.0.0.1 with enough CPUs for the workers (1 CPU each), or join ``--address``.
+
+    ``job_metadata`` (``job_name``: the MLflow run's name, ``mlflow_run_id``) names this driver's
+    job in Ray's dashboard and state API, so a Ray job leads to its MLflow run.
+    """
+    import signal
+
     import ray
+    from ray.job_config import JobConfig
 
     if ray.is_initialized():
         return
+    job_config = JobConfig(metadata=dict(job_metadata or {}))
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+            ray.init(address=address, include_dashboard=False, log_to_driver=not quiet, job_config=job_config)
         else:  # a single-machine job: every Ray port on loopback
             from videxperts.cluster.local import init_loopback_ray
 
-            init_loopback_ray(num_cpus=max(2, num_workers), log_to_driver=not quiet)
+            init_loopback_ray(num_cpus=max(2, num_workers), dashboard=dashboard, log_to_driver=not quiet,
+                              job_config=job_config)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - Ray's start-up failures are one line for the user
@@ -87,6 +102,9 @@ def init_ray(address: str | None, num_workers: int, quiet: bool = False) -> None
 
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise UserError(f"could not start {where}: {first_line(exc)}") from None
+    finally:  # ray.init installs a SIGTERM handler that exits: keep ours (runs end KILLED, not FAILED)
+        if callable(sigterm) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 def _store_source(req: TrainRequest, cfg: Any) -> dict:
@@ -130,6 +148,26 @@ def _seed_artifacts(folder: Path, cfg: Any, state: dict, result: dict, arrays: d
     return folder
 
 
+def ray_run_name(cfg: Any, child: str) -> str:
+    """The seed's Ray Train run (and its folder under ``<work>/ray``): a function of the child run id."""
+    return f"{cfg.name}-{child}"
+
+
+def remove_ray_checkpoints(work: Path, cfg: Any, child: str) -> int:
+    """Delete a finished seed's Ray Train run folder (epoch checkpoints); its best model is in MLflow.
+
+    Returns the bytes freed. Only the folder this seed's run wrote is touched.
+    """
+    import shutil
+
+    folder = work / "ray" / ray_run_name(cfg, child)
+    if not folder.is_dir():
+        return 0
+    freed = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+    shutil.rmtree(folder, ignore_errors=True)
+    return freed
+
+
 def _fit_result(res: Any) -> Any:
     err = getattr(res, "error", None)
     if err is not None:
@@ -160,7 +198,7 @@ def _train_seed(req: TrainRequest, cfg: Any, source: dict, uri: str, child: str,
     # The Ray run name is a function of the child run id: re-running a killed command reopens the
     # same child run, so Ray Train finds the same run directory and resumes from its checkpoint.
     res = run_ray_training(cfg, source, options, num_workers=req.num_workers, storage_path=str(work / "ray"),
-                           name=f"{cfg.name}-{child}", max_failures=req.max_failures, resources=resources)
+                           name=ray_run_name(cfg, child), max_failures=req.max_failures, resources=resources)
     ckpt = _fit_result(res)
     with tempfile.TemporaryDirectory(prefix="vx-res-") as tmp:
         result, state, arrays = read_result(ckpt.to_directory(tmp))
@@ -209,6 +247,10 @@ def _log_seed(client: Any, child: str, cfg: Any, outcome: dict, uri: str, work: 
                     client.log_artifacts(child, str(item), item.name)
                 else:
                     client.log_artifact(child, str(item))
+            from videxperts.pipelines.train_context import log_pytorch_model
+            from videxperts.training.checkpoint import MODEL_FILE
+
+            log_pytorch_model(client, child, folder / "checkpoint" / MODEL_FILE)  # registry-ready copy
         except Exception as exc:
             try:
                 tracking.check_tracking(uri, timeout_s=3.0)
@@ -247,6 +289,9 @@ def run_train(req: TrainRequest) -> dict:
     """Run the whole command; returns a summary (run ids, per-seed and mean/std test metrics)."""
     from mlflow.tracking import MlflowClient
 
+    from videxperts.pipelines import train_context
+    from videxperts.pipelines.progress import EpochWatcher, status
+    from videxperts.storage._fs import absolute_store_url
     from videxperts.training import tracking
     from videxperts.training.describe import describe_model
     from videxperts.training.runner import prefixed
@@ -257,30 +302,43 @@ def run_train(req: TrainRequest) -> dict:
     # (the Ray workers inherit these); users' own settings win.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    base_cfg = resolve_config(req.config, req.epochs)
+    if req.address is None:
+        train_context.check_gpu_request(req.use_gpu, None, req.num_workers)  # before anything starts
+    base_cfg = resolve_config(req.config, req.epochs, overrides=req.overrides)
+    base_cfg = task_of(base_cfg).with_data(base_cfg, req.data)  # e.g. captioning: captions and vocabulary
     source = req.source or _store_source(req, base_cfg)  # bad config/store/splits fail here, nothing created
     task_of(base_cfg).check_resources(base_cfg)  # e.g. teacher checkpoints given by path
+    ctx = train_context.run_context(req, base_cfg, source)  # provenance, split sizes, run name
+    train_context.print_warnings(ctx.warnings, req.quiet and not req.progress)
     work.mkdir(parents=True, exist_ok=True)
     seeds = req.seeds if req.seeds else [int(base_cfg.train.seed)]
     uri = tracking.resolve_tracking_uri(work, req.tracking_uri)
     tracking.check_tracking(uri)
     task = task_of(base_cfg)
+    base_cfg = task.resolve_references(base_cfg, uri, work)  # e.g. a critic given by its run id
     resources = task.driver_resources(base_cfg, uri, work)  # e.g. teachers: unreadable ones fail here
+    if req.data:
+        resources.update(task.data_resources(base_cfg, req.data, work))  # e.g. captions, a rebuilt vocabulary
     _send_unsent(work, uri, req.quiet and not req.progress)
     client = MlflowClient(uri)
     exp_id = tracking.ensure_experiment(client, req.experiment or tracking.DEFAULT_EXPERIMENT,
                                         tracking.artifact_root(work) if tracking.is_local_uri(uri) else None)
+    train_context.set_experiment_kind(client, exp_id)
     n_params = describe_model(base_cfg)["parameters"]  # on the meta device: no memory for published sizes
     tags = {**tracking.base_tags(), "model.name": base_cfg.name, tracking.TASK_TAG: base_cfg.task,
-            "model.parameters": str(n_params), **task.run_tags(base_cfg)}
+            "model.parameters": str(n_params), **task.run_tags(base_cfg), **ctx.tags}
     params = {k: v for k, v in base_cfg.flatten().items() if k != "train.seed"}
-    params.update({"store": req.store or "<arrays>", "data": req.data or "", **task.run_params(base_cfg),
+    params.update({"store": absolute_store_url(req.store) if req.store else "<arrays>",
+                   "data": str(Path(req.data).resolve()) if req.data else "", **ctx.params, **task.run_params(base_cfg),
                    "num_workers": req.num_workers, "use_gpu": req.use_gpu, "seeds": ",".join(map(str, seeds)),
                    **req.extra_params})
+    if req.overrides:  # the values are in the flattened config; this says which came from the command line
+        params["overrides"] = " ".join(req.overrides)
     key = tracking.resume_key({"experiment": exp_id, "params": params, "tracking": uri,
                                "source": source.get("url") or source.get("kind")})
     resumable = None if req.restart else tracking.find_unfinished_run(client, exp_id, key)
     summary: dict[str, Any] = {"experiment_id": exp_id, "tracking_uri": uri, "task": base_cfg.task, "seeds": {},
+                               "experiment": req.experiment or tracking.DEFAULT_EXPERIMENT,
                                "parameters": n_params, "resumed": resumable is not None}
     with tracking.terminate_as_interrupt():
         if resumable is not None:
@@ -290,20 +348,26 @@ def run_train(req: TrainRequest) -> dict:
                 print(f"resuming the unfinished run {parent} of this command (--restart starts over)",
                       file=sys.stderr)
         else:
-            parent = tracking.start_run(client, exp_id, base_cfg.name,
+            parent = tracking.start_run(client, exp_id, ctx.name,
                                         {**tags, tracking.KIND_TAG: "train", tracking.RESUME_TAG: key})
             children = {}
         summary["parent_run_id"] = parent
         with tracking.run_guard(client, parent):
             if resumable is None:
                 tracking.log_params(client, parent, params)
+                train_context.log_dataset(client, parent, ctx)
                 with tempfile.TemporaryDirectory() as tmp:
                     (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(base_cfg.to_dict(), sort_keys=False))
                     client.log_artifact(parent, str(Path(tmp) / "config.yaml"))
-            init_ray(req.address, req.num_workers, req.quiet)
+            run_name = client.get_run(parent).info.run_name
+            status(f"starting Ray ({req.address or 'local'}) for {len(seeds)} seed(s) x {req.num_workers} worker(s)",
+                   req.progress)
+            init_ray(req.address, req.num_workers, req.quiet, dashboard=req.dashboard,
+                     job_metadata={"job_name": run_name, "mlflow_run_id": parent, "mlflow_tracking_uri": uri})
+            if req.address is not None:
+                train_context.check_gpu_request(req.use_gpu, req.address, req.num_workers)
             per_seed = []
-            for seed in tqdm(seeds, desc=f"train {base_cfg.name}", unit="seed", disable=not req.progress,
-                             file=sys.stderr):
+            for i, seed in enumerate(seeds, 1):
                 cfg = resolve_config(base_cfg.to_dict(), seed=seed)
                 previous = children.get(seed)
                 if previous is not None and previous.info.status == "FINISHED":
@@ -316,11 +380,24 @@ def run_train(req: TrainRequest) -> dict:
                     with tracking.run_guard(client, child):
                         if previous is None:
                             tracking.log_params(client, child, {**params, "train.seed": seed})
-                        outcome = _train_seed(req, cfg, source, uri, child, work, resources)
+                        with EpochWatcher(client, child, int(cfg.train.epochs), f"train {cfg.name} seed {seed} "
+                                          f"({i}/{len(seeds)})", task.selection.metric, enabled=req.progress):
+                            outcome = _train_seed(req, cfg, source, uri, child, work, resources)
                         _log_seed(client, child, cfg, outcome, uri, work)
+                        train_context.log_counts(client, child, outcome["counts"], list(outcome["test"]))
+                    if not req.keep_checkpoints:  # logged: the epoch checkpoints are no longer needed
+                        remove_ray_checkpoints(work, cfg, child)
                 per_seed.append(prefixed("test", outcome["test"]))
                 summary["seeds"][seed] = outcome
             agg = tracking.mean_std(per_seed)
             tracking.log_metrics(client, parent, agg)
             summary["aggregate"] = agg
+            train_context.log_results_table(client, parent, summary)
+            train_context.log_counts(client, parent, per_seed_counts(summary), list(per_seed[0]) if per_seed else [])
     return summary
+
+
+def per_seed_counts(summary: dict) -> dict:
+    """What the first seed scored per split (every seed scores the same videos and queries)."""
+    first = next(iter(summary["seeds"].values()), {})
+    return first.get("counts", {})

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The "importance of experts" study on the demo store: scene only, then one expert added at a
-# time, 3 seeds each; writes the report table to docs/RESULTS.md. Needs `make demo` first.
+# time, 3 seeds each; prints the report table as markdown on stdout (paste it into
+# docs/RESULTS.md by hand: the script writes nothing under docs/). Needs `make demo` first.
 set -euo pipefail
 WORK=${1:-work}
 SEEDS=${2:-0,1,2}

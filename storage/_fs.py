@@ -91,7 +91,9 @@ class StoreRoot:
         """Write a whole file so that readers see either nothing/the old file or all of it."""
         target = self.path(rel)
         if self.local:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            folder = os.path.dirname(target)
+            if not os.path.isdir(folder) and self._publish_new_folder(folder, os.path.basename(target), data):
+                return
             tmp = f"{target}.{uuid.uuid4().hex}.partial"
             try:
                 with open(tmp, "wb") as f:
@@ -103,6 +105,31 @@ class StoreRoot:
         else:
             self.fs.pipe_file(target, data)  # one PUT: atomic on object stores
             self._invalidate(rel)
+
+    @staticmethod
+    def _publish_new_folder(folder: str, name: str, data: bytes) -> bool:
+        """Create ``folder`` already holding ``name``: build it under a ``.partial`` sibling and
+        rename it into place, so no other process ever sees the folder without its file (a
+        concurrent registration would otherwise look like a damaged store). False when another
+        process created the folder first; the caller then writes the file into it."""
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        tmp_dir = f"{folder}.{uuid.uuid4().hex}.partial"
+        os.mkdir(tmp_dir)
+        try:
+            with open(os.path.join(tmp_dir, name), "wb") as f:
+                f.write(data)
+            try:
+                os.rename(tmp_dir, folder)
+                return True
+            except OSError:
+                if os.path.isdir(folder):  # lost the race (EEXIST/ENOTEMPTY)
+                    return False
+                raise
+        finally:
+            if os.path.isdir(tmp_dir):
+                for entry in os.listdir(tmp_dir):
+                    os.unlink(os.path.join(tmp_dir, entry))
+                os.rmdir(tmp_dir)
 
     def list_names(self, rel: str) -> list[str]:
         """Names (not paths) of the entries directly under ``rel``; empty if it does not exist."""

@@ -54,6 +54,9 @@ CAPTIONS_SCHEMA = pa.schema(
     ]
 )
 
+# Optional caption columns: an event's time span in seconds (both null for a video-level caption).
+TIMED_COLUMNS: tuple[str, str] = ("start", "end")
+
 # A video id becomes a key in the feature store: keep it a single, printable path component.
 _VIDEO_ID_RE = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,255}$")
 
@@ -189,6 +192,7 @@ def validate_manifest(table: pa.Table, *, allow_outside: bool = False, source: s
 def validate_captions(table: pa.Table, video_splits: Mapping[str, str] | None = None, source: str = "captions") -> pa.Table:
     """Check a captions table; with ``video_splits`` also cross-check ids and splits against the manifest."""
     table = _to_table(table, CAPTIONS_SCHEMA, source)
+    table = _timed_columns(table, source)
     seen: set[tuple[str, int]] = set()
     for i, row in enumerate(table.select(list(CAPTIONS_SCHEMA.names)).to_pylist()):
         vid, idx = row["video_id"], row["caption_idx"]
@@ -208,6 +212,37 @@ def validate_captions(table: pa.Table, video_splits: Mapping[str, str] | None = 
                 raise ManifestError(f"{where}video_id is not in the manifest")
             if video_splits[vid] != row["split"]:
                 raise ManifestError(f"{where}split {row['split']!r} differs from the manifest's {video_splits[vid]!r}")
+    return table
+
+
+def _timed_columns(table: pa.Table, source: str) -> pa.Table:
+    """Optional event times (``start``, ``end``; float64 seconds): both columns or neither; per row
+    both null (a video-level caption) or both finite with ``0 <= start < end``. An ``end`` beyond
+    the video's duration is kept (ActivityNet has such annotations); feature cropping clamps it."""
+    present = [c for c in TIMED_COLUMNS if c in table.column_names]
+    if not present:
+        return table
+    if len(present) == 1:
+        raise ManifestError(f"{source}: column {present[0]!r} needs its partner ({' and '.join(TIMED_COLUMNS)} go together)")
+    for name in TIMED_COLUMNS:
+        col = table.column(name)
+        if col.type != pa.float64():
+            try:
+                col = col.cast(pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ManifestError(f"{source}: column {name!r} must be float64 seconds, got {col.type}") from exc
+            table = table.set_column(table.column_names.index(name), name, col)
+    rows = zip(*(table.column(c).to_pylist() for c in ("video_id", "caption_idx", *TIMED_COLUMNS)), strict=True)
+    for i, (vid, idx, start, end) in enumerate(rows):
+        where = f"{source}: row {i} ({vid!r}, caption {idx}): "
+        if (start is None) != (end is None):
+            raise ManifestError(f"{where}start and end must both be set (an event) or both be null (video-level)")
+        if start is None:
+            continue
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise ManifestError(f"{where}start/end must be finite seconds, got {start!r}, {end!r}")
+        if not 0 <= start < end:
+            raise ManifestError(f"{where}need 0 <= start < end, got start={start!r}, end={end!r}")
     return table
 
 

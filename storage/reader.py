@@ -8,6 +8,8 @@ sparse-dense product for means. Memory is proportional to the rows asked for.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -184,6 +186,24 @@ class StoreReader:
             flat = _flat_positions(take, length)
             self._gather("expert", expert, lk, src, start, take, out.reshape(n * length, dim), flat)
         return out, mask
+
+    def row_counts(self, expert: str, video_ids: list[str]) -> np.ndarray:
+        """Feature rows of each video (0: none or not done), from the snapshot: no array is read."""
+        self._entry("expert", expert)
+        return self._segments(expert, self._check_videos(video_ids))[3]
+
+    def digest(self, expert: str, video_ids: list[str]) -> str:
+        """A fingerprint of what ``load_expert(expert, video_ids)`` reads: the store, the expert's
+        registry entry and, per video, the array and rows it comes from. A cache keyed by it is
+        never reused across re-extraction (new rows or provenance) or another store."""
+        entry = self._entry("expert", expert)
+        lk, src, start, count = self._segments(expert, self._check_videos(video_ids))
+        h = hashlib.sha256(json.dumps([self.store.url, expert, entry], sort_keys=True, default=str).encode())
+        h.update(json.dumps(lk.sources if lk is not None else []).encode())
+        for a in (src, start, count):
+            h.update(np.ascontiguousarray(a, np.int64).tobytes())
+        h.update("\0".join(map(str, video_ids)).encode())
+        return h.hexdigest()[:24]
 
     def load_timestamps(self, expert: str, video_ids: list[str], max_len: int | None = None) -> np.ndarray:
         """Row timestamps in seconds ``[N, L]`` matching ``load_expert(mode="seq")`` (0 where masked)."""

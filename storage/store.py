@@ -450,12 +450,15 @@ class FeatureStore:
                 "tokens": int(sub["row_count"].sum()),
                 "provenance": e["provenance"],
             }
+        from videxperts.storage.failures import failure_groups
+
         shards = [n for n in self._root.list_names("shards") if n != "zarr.json"]
         return {
             "url": self.url,
             "videos": int(df["video_id"].nunique()),
             "experts": experts,
             "text_encoders": text,
+            "failures": failure_groups(df),  # by (state, error class, expert), with examples
             "commits_pending_compaction": len(snap.commits),
             "shards": len(shards),
             "base": snap.base,

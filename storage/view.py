@@ -21,6 +21,7 @@ class StoreView:
 
     def __init__(self, reader: StoreReader) -> None:
         self._reader = reader
+        self._side_files: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
 
     @classmethod
     def open(cls, url: str, storage_options: dict[str, Any] | None = None) -> StoreView:
@@ -70,6 +71,42 @@ class StoreView:
         if entry is None:
             raise KeyError(f"{name!r} is neither an expert nor a text encoder of {self.url}")
         return dict(entry)
+
+    def side(self, expert: str, video_id: str) -> dict[str, Any]:
+        """What ``expert`` produced next to its features for ``video_id`` (``{}`` when nothing):
+        OCR ``{"words", "times"}``, ASR ``{"words", "word_times"}``, face ``{"boxes"}``."""
+        from videxperts.storage import side
+
+        recs = self._reader.store.snapshot().records
+        hit = recs[(recs["kind"] == "expert") & (recs["name"] == expert) & (recs["video_id"] == str(video_id))
+                   & (recs["state"] == "done")]
+        if hit.empty:
+            if expert not in self.experts:
+                raise KeyError(f"{expert!r} is not an expert of {self.url} (it has: {', '.join(self.experts)})")
+            raise KeyError(f"video {video_id!r} has no {expert} features in {self.url}")
+        row = hit.iloc[-1]
+        path = side.side_path(str(row["writer_id"]), int(row["seq"]))
+        if path not in self._side_files:
+            root = self._reader.store._root
+            self._side_files[path] = side.decode(root.read_bytes(path)) if root.exists(path) else {}
+        return dict(self._side_files[path].get((str(video_id), expert), {}))
+
+    def words(self, expert: str, video_id: str) -> pd.DataFrame:
+        """The words OCR read or ASR heard in ``video_id``: columns ``word``, ``start``, ``end`` (seconds;
+        OCR words get the time of the frame they were read on, ``end`` NaN)."""
+        s = self.side(expert, video_id)
+        words = list(s.get("words", []))
+        if "word_times" in s:
+            starts, ends = zip(*s["word_times"], strict=True) if words else ((), ())
+        else:
+            starts, ends = s.get("times", [np.nan] * len(words)), [np.nan] * len(words)
+        return pd.DataFrame({"word": pd.Series(words, dtype=str), "start": np.asarray(starts, np.float64),
+                             "end": np.asarray(ends, np.float64)})
+
+    def boxes(self, video_id: str, expert: str = "face") -> pd.DataFrame:
+        """Face boxes of ``video_id`` in frame pixels, one per feature row: ``t, x, y, w, h, prob``."""
+        rows = self.side(expert, video_id).get("boxes", [])
+        return pd.DataFrame(np.asarray(rows, np.float64).reshape(-1, 6), columns=["t", "x", "y", "w", "h", "prob"])
 
     def info(self) -> dict[str, Any]:
         """The summary that ``videxperts store info --json`` prints."""

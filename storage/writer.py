@@ -45,6 +45,7 @@ class StoreWriter:
         self._rows: dict[tuple[str, str], int] = {}
         self._arrays: dict[str, zarr.Array] = {}
         self._registry: dict[tuple[str, str], dict[str, Any]] = {}
+        self._side: list[tuple[str, str, dict[str, Any]]] = []  # OCR/ASR words, face boxes (storage/side.py)
         self._closed = False
 
     def __enter__(self) -> StoreWriter:
@@ -100,8 +101,13 @@ class StoreWriter:
             )
         return y
 
-    def write(self, video_id: str, expert: str, features: np.ndarray, timestamps: np.ndarray) -> None:
-        """Buffer one video's features ``[T, D]`` and timestamps ``[T]`` (T may be 0)."""
+    def write(self, video_id: str, expert: str, features: np.ndarray, timestamps: np.ndarray,
+              side: dict[str, Any] | None = None) -> None:
+        """Buffer one video's features ``[T, D]`` and timestamps ``[T]`` (T may be 0).
+
+        ``side``: small JSON-able data the expert produced with them (words and their times,
+        face boxes), readable with ``StoreView.side`` / ``words`` / ``boxes``.
+        """
         self._check_open()
         feats = self._features("expert", expert, video_id, features)
         ts = np.asarray(timestamps, dtype="float32").reshape(-1)
@@ -112,6 +118,8 @@ class StoreWriter:
         self._add("expert", expert, video_id, -1, "done", feats)
         if len(ts):
             self._tbufs.setdefault(expert, []).append(ts)
+        if side:
+            self._side.append((str(video_id), expert, dict(side)))
 
     def write_text(self, video_id: str, caption_idx: int, encoder: str, tokens: np.ndarray) -> None:
         """Buffer one caption's per-token features ``[L, D]``."""
@@ -185,6 +193,10 @@ class StoreWriter:
         ]
         table = pa.Table.from_pylist(rows, schema=rec.SCHEMA)
         n = table.num_rows
+        if self._side:  # before the commit point: a side file without its record is never read
+            from videxperts.storage import side
+
+            self.store._root.put_atomic(side.side_path(self.token, self._seq), side.encode(self._side))
         # the commit point: one atomic file naming exactly the rows flushed above
         self.store._root.put_atomic(f"commits/{self.token}-{self._seq:08d}.parquet", rec.to_parquet_bytes(table))
         for key in self._bufs:
@@ -193,6 +205,7 @@ class StoreWriter:
         self._tbufs.clear()
         self._buffered.clear()
         self._entries.clear()
+        self._side.clear()
         self._seq += 1
         self._last_ts = ts_ns
         return n

@@ -62,7 +62,7 @@ def test_unknown_subcommand_fails() -> None:
     assert top.returncode != 0 and "No such command" in top.stderr
     sub = _run("data", "no-such-command")
     assert sub.returncode == 2 and sub.stdout == ""
-    assert sub.stderr.strip().splitlines() == ["videxperts: error: data: no such command 'no-such-command' (choose from synth, import, info)"]
+    assert sub.stderr.strip().splitlines() == ["videxperts: error: data: no such command 'no-such-command' (choose from synth, import, import-anet, import-karpathy, info)"]
 
 
 @pytest.mark.parametrize(

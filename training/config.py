@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +20,39 @@ from videxperts.errors import UserError, yaml_problem
 from videxperts.resources import config_names, config_path
 
 _REQUIRED = object()
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(UserError):
     """A training config that cannot be used; the message names the file and the key."""
 
 
-def load_config(path_or_dict: Any) -> Any:
-    """The task's typed config for a path, a shipped name, a mapping, or an already typed config."""
+def load_config(path_or_dict: Any, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The task's typed config for a path, a shipped name, a mapping, or an already typed config.
+
+    ``overrides`` are ``--set`` items (``optim.lr=0.005``): dotted keys, YAML-typed values,
+    applied in order on the merged mapping and checked like the file itself. An error an
+    override causes names that override instead of the file.
+    """
+    if hasattr(path_or_dict, "to_dict") and hasattr(path_or_dict, "task"):
+        if not overrides:
+            return path_or_dict
+        path_or_dict = path_or_dict.to_dict()
+    raw, source = read_raw_config(path_or_dict)
+    if not overrides:
+        return _parse(raw, source)
+    pairs = [parse_override(o) for o in overrides]
+    merged = apply_overrides(copy.deepcopy(raw), pairs)
+    try:
+        return _parse(merged, source)
+    except ConfigError as exc:
+        _parse(raw, source)  # the file alone fails: its own error is the one to fix first
+        raise ConfigError(_blame_override(str(exc), source, overrides, pairs)) from None
+
+
+def _parse(raw: dict[str, Any], source: str) -> Any:
     from videxperts.training.task import get_task
 
-    if hasattr(path_or_dict, "to_dict") and hasattr(path_or_dict, "task"):
-        return path_or_dict
-    raw, source = read_raw_config(path_or_dict)
     task = raw.get("task")
     if task is None:
         raise ConfigError(f"{source}: task: missing required key: add 'task: retrieval' (or captioning, matching) "
@@ -39,6 +60,49 @@ def load_config(path_or_dict: Any) -> Any:
     if not isinstance(task, str) or not task:
         raise ConfigError(f"{source}: task: expected a task name, got {task!r}")
     return get_task(task, source).parse_config(raw, source)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=1e-3"`` -> (["a", "b"], 0.001): the value is read as YAML (numbers, booleans, lists, null)."""
+    key, sep, value = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(p.strip() for p in parts):
+        raise ConfigError(f"--set {text}: expected KEY=VALUE with a dotted key, e.g. --set optim.lr=0.005")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text}: value is not valid YAML ({yaml_problem(exc)})") from None
+    if isinstance(parsed, str) and _NUMBER.fullmatch(parsed.strip()):
+        parsed = float(parsed)  # YAML 1.1 reads 1e-3 as a string; everyone means the number
+    return [p.strip() for p in parts], parsed
+
+
+def apply_overrides(raw: dict[str, Any], pairs: list[tuple[list[str], Any]]) -> dict[str, Any]:
+    """Set each dotted key in ``raw`` (in place; missing mappings are created, the parser judges the keys)."""
+    for parts, value in pairs:
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {'.'.join(parts)}: {where} is {child!r}, not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def _blame_override(message: str, source: str, overrides: list[str] | tuple[str, ...],
+                    pairs: list[tuple[list[str], Any]]) -> str:
+    """Re-label a config error caused by an override: ``--set KEY=VALUE: key: problem``."""
+    rest = message[len(source) + 2 :] if message.startswith(f"{source}: ") else message
+    bad_key = rest.split(":", 1)[0].strip()
+    for text, (parts, _) in zip(overrides, pairs, strict=True):
+        key = ".".join(parts)
+        if bad_key == key or bad_key.startswith(f"{key}.") or key.startswith(f"{bad_key}."):
+            return f"--set {text}: {rest}"
+    return f"--set {' '.join(overrides)}: {rest}"
 
 
 def read_raw_config(path_or_dict: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -45,13 +45,14 @@ def describe_model(cfg: Any | str | Path | dict[str, Any]) -> dict[str, Any]:
     task = task_of(cfg)
     with torch.device("meta"):  # shapes only: no memory, instant even for 400M parameters
         model = task.build_model(cfg)
+    counted = task.counted_module(model)
     return {
         "task": task.name,
         "name": cfg.name,
         **task.describe(cfg, model),
-        "parameters": count_parameters(model),
-        "trainable": count_parameters(model, trainable_only=True),
-        "components": component_counts(model),
+        "parameters": count_parameters(counted),
+        "trainable": count_parameters(counted, trainable_only=True),
+        "components": component_counts(counted),
         "structure": str(model),
     }
 

@@ -33,3 +33,23 @@ def check_config_matches_store(cfg: Any, store: Any, source: str, url: str) -> N
     from videxperts.training.task import task_of
 
     task_of(cfg).check_store(cfg, store, source, url)
+
+
+# The published CE configs name things as the released features do; the extraction profiles
+# name what videxperts extracts. docs/EXPERTS.md "Published configs and the profiles" has the table.
+_ENCODER_NAMES = {"gpt": "gpt2", "word2vec": "wordvec"}
+_NO_EXTRACTOR = {"rgb": "SENet-154 ImageNet features; videxperts has no extractor for them"}
+_WORD_EXPERTS = {"ocr", "speech"}
+
+
+def mismatch_hint(kind: str, name: str, want: int | None = None, held: int | None = None) -> str:
+    """A parenthesised hint for a config/store mismatch caused by published vs extracted naming, or ''."""
+    if kind == "encoder" and name in _ENCODER_NAMES:
+        return (f" (the published {name!r} text features are called {_ENCODER_NAMES[name]!r} by the extraction "
+                f"profiles: --set data.text.encoder={_ENCODER_NAMES[name]}, or `store import` the published ones)")
+    if kind == "expert" and name in _NO_EXTRACTOR:
+        return f" ({_NO_EXTRACTOR[name]}: `store import` the published features, or drop {name} from the config)"
+    if kind == "dim" and name in _WORD_EXPERTS and want == 300:
+        return (f" (300 is the published word2vec words; the profiles embed {name} words with "
+                f"minilm: --set data.experts.{name}.dim={held}, or `store import` the published features)")
+    return ""

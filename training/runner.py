@@ -68,6 +68,7 @@ class LoopOptions:
     use_gpu: bool = False
     amp: bool = True  # only on GPU
     crash_at_epoch: int | None = None  # test hook: os._exit after this epoch's checkpoint
+    crash_delay_s: float = 10.0  # test hook: seconds between that checkpoint's report and the exit
     crash_marker: str | None = None  # crash only while this file does not exist (then create it)
     mlflow_uri: str | None = None
     mlflow_run_id: str | None = None
@@ -235,7 +236,13 @@ def fit(cfg: Any, splits: Mapping[str, Any], options: LoopOptions, reporter: Rep
             if marker is None or not Path(marker).exists():
                 if marker is not None:
                     Path(marker).write_text(f"crashed after epoch {epoch}\n")
+                # Ray Train's controller collects reported checkpoints by polling the workers; a worker
+                # dying at once can take its queued reports with it on a loaded machine (the restart
+                # then begins from scratch). Die once they have had time to be collected.
+                time.sleep(options.crash_delay_s)
                 os._exit(3)  # a hard kill, like an OOM-killed or preempted worker
+        if task.should_stop(cfg, history):
+            break
 
     # Model selection: test with the best validation epoch's weights.
     result: dict[str, Any] = {"best_epoch": best_epoch, "epochs": epochs, "resumed_at": resumed_at,
@@ -312,7 +319,9 @@ def load_worker_splits(cfg: Any, source: dict, resources: Mapping[str, Any]) -> 
 
     task = task_of(cfg)
     reader = StoreReader(source["url"])
-    return {split: task.load_split(reader, cfg, ids, resources) for split, ids in source["splits"].items() if ids}
+    # the split's name lets a task cap training data only (retrieval: captions per video; evaluation scores all)
+    return {split: task.load_split(reader, cfg, ids, {**resources, "split": split})
+            for split, ids in source["splits"].items() if ids}
 
 
 def train_loop_per_worker(config: dict) -> None:

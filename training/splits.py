@@ -29,11 +29,18 @@ def read_splits(data_dir: str | Path | None = None, store: Any = None) -> dict[s
             splits.setdefault(str(split), []).append(str(vid))
         return {k: sorted(v) for k, v in splits.items()}
     if store is not None:
+        from videxperts.storage.dataset_meta import read_dataset_meta
+
+        recorded = read_dataset_meta(str(store)) if isinstance(store, str | Path) else {}
+        if any(recorded.get("splits", {}).values()):  # written by `extract` from the manifest
+            return {str(k): sorted(map(str, v)) for k, v in recorded["splits"].items()}
         info = _store_info(store)
         splits = info.get("splits") if isinstance(info, dict) else None
         if isinstance(splits, dict):
             return {str(k): sorted(map(str, v)) for k, v in splits.items()}
-    raise UserError("no split information: pass --data DIR (the dataset with manifest.parquet)")
+    raise UserError(f"store {store} records no splits (it was extracted from a folder, or by an older version): "
+                    "pass --data DIR (the dataset with manifest.parquet), or re-run `videxperts extract` on the "
+                    "dataset's manifest (nothing is re-extracted)")
 
 
 def _store_info(store: Any) -> dict:

@@ -30,6 +30,9 @@ from videxperts.errors import UserError
 # The tasks that ship; any other name of the form "package.module:Class" is imported (plug-ins).
 BUILTIN_TASKS = {
     "retrieval": "videxperts.training.retrieval.task:RetrievalTask",
+    "matching": "videxperts.training.matching.task:MatchingTask",
+    "captioning": "videxperts.training.captioning.task:CaptioningTask",
+    "segment_critic": "videxperts.training.captioning.task:SegmentCriticTask",
 }
 
 
@@ -94,6 +97,14 @@ class Task(ABC):
         """Task-specific lines of ``--describe`` (variant, dims, ...) beside the parameter counts."""
         return {}
 
+    def with_data(self, cfg: Any, data_dir: str | None) -> Any:
+        """The config completed by the command's ``--data DIR`` (captioning reads its timed captions there)."""
+        return cfg
+
+    def counted_module(self, model: nn.Module) -> nn.Module:
+        """The module whose parameters ``--describe`` counts (a task may keep auxiliary heads beside it)."""
+        return model
+
     def run_tags(self, cfg: Any) -> dict[str, str]:
         """MLflow tags of a training run beside the harness's own (model.name, task, ...)."""
         return {}
@@ -115,8 +126,17 @@ class Task(ABC):
         """Check, without side effects, what the config references besides the store (files by path)."""
         return None
 
+    def resolve_references(self, cfg: Any, tracking_uri: str, work_dir: Path) -> Any:
+        """The config with its references to other runs (MLflow run ids) replaced by local paths
+        under ``work_dir``, so workers and the logged config name files (captioning's critic)."""
+        return cfg
+
     def driver_resources(self, cfg: Any, tracking_uri: str | None, work_dir: Path) -> dict[str, Any]:
         """Picklable things the workers need beyond the store (checkpoint paths of teachers, ...)."""
+        return {}
+
+    def data_resources(self, cfg: Any, data_dir: str | Path, work_dir: Path) -> dict[str, Any]:
+        """Picklable things read from the dataset folder ``--data`` (caption strings, a vocabulary, ...)."""
         return {}
 
     def worker_resources(self, cfg: Any, resources: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -124,6 +144,14 @@ class Task(ABC):
         return dict(resources)
 
     # ------------------------------------------------------------------ training
+    def example_batch(self, cfg: Any, batch_size: int, seed: int = 0) -> Any:
+        """A random global batch of ``batch_size`` with the shapes ``cfg`` trains on (CPU tensors).
+
+        What `step_module` takes, without a store: published-size steps on a GPU
+        (bench/bench_gpu.py) and shape tests at tiny sizes.
+        """
+        raise NotImplementedError(f"task {self.name!r} has no example batch")
+
     def build_optimizer(self, model: nn.Module, cfg: Any) -> tuple[torch.optim.Optimizer, Any]:
         """(optimiser, per-epoch scheduler); the default reads ``cfg.optim``."""
         from videxperts.training.optim import build_optimizer, build_scheduler
@@ -151,6 +179,10 @@ class Task(ABC):
                 device: torch.device) -> None:
         """Once per run before the first epoch, after the model is built (e.g. caption denoising)."""
         return None
+
+    def should_stop(self, cfg: Any, history: list[dict]) -> bool:
+        """Early stopping: True ends training after this epoch (the history holds its row)."""
+        return False
 
     # ------------------------------------------------------------------ evaluation
     @abstractmethod

@@ -231,7 +231,7 @@ def run_guard(client: Any, run_id: str) -> Iterator[str]:
     try:
         yield run_id
         status = "FINISHED"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # SystemExit: a library's SIGTERM handler (Ray's) exiting the process
         status = "KILLED"
         raise
     finally:

@@ -44,3 +44,31 @@ def config_path(kind: str, name_or_path: str | os.PathLike[str]) -> Path:
     if candidate.is_file() or not str(name_or_path).endswith((".yaml", ".yml")):
         return candidate  # a bare name: where a shipped config of that name would be
     return path
+
+
+def config_kinds() -> dict[str, str]:
+    """The kinds of shipped configs and what each is for (the folders under :func:`configs_root`)."""
+    return {"extract": "extraction profile", "train": "training config"}
+
+
+def config_description(kind: str, name: str) -> str:
+    """One line saying what a shipped config is: its ``description:`` key, else its first comment line."""
+    import yaml
+
+    path = config_path(kind, name)
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raw = None
+    if isinstance(raw, dict) and isinstance(raw.get("description"), str) and raw["description"].strip():
+        return raw["description"].strip().splitlines()[0]
+    block: list[str] = []  # the leading comment paragraph; its first sentence is the description
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("#") or not stripped.lstrip("#").strip():
+            break
+        block.append(stripped.lstrip("#").strip())
+    joined = " ".join(block)
+    end = joined.find(". ")
+    return joined if end < 0 else joined[: end + 1]

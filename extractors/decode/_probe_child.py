@@ -77,7 +77,10 @@ def _probe(path: str, max_pixels: int) -> dict:
         rotation = 0
         try:
             container.seek(0)
-            frame = next(container.decode(v))
+            frame = next(container.decode(v), None)
+            if frame is None:  # a still image (image2 demuxer) cannot seek back: open it afresh
+                with av.open(path) as again:
+                    frame = next(again.decode(video=0))
             rotation = int(getattr(frame, "rotation", 0) or 0) % 360
         except (StopIteration, av.FFmpegError) as e:
             return {"ok": False, "kind": "corrupt", "reason": f"first video frame does not decode ({e})"}

@@ -73,8 +73,10 @@ def frame_plan(needs: FrameNeeds, duration: float, frame_times: np.ndarray) -> F
         raise ValueError(f"clip_len and clip_stride must be >= 1, got {needs}")
     times = sample_times(duration, needs.fps)
     k, length, stride = times.size, needs.clip_len, needs.clip_stride
-    # Enough clips to cover every sample, but no clip may start past the last sample.
-    n_units = min(1 + max(0, math.ceil((k - length) / stride)), math.ceil(k / stride))
+    if needs.tail == "drop":  # only whole clips (one padded clip still for a video shorter than one)
+        n_units = 1 + max(0, (k - length) // stride)
+    else:  # enough clips to cover every sample, but no clip may start past the last sample
+        n_units = min(1 + max(0, math.ceil((k - length) / stride)), math.ceil(k / stride))
     return FramePlan(needs, times, nearest_frames(frame_times, times), n_units,
                      times[np.arange(n_units) * stride])
 
@@ -153,9 +155,10 @@ def build_plan(
             w.slots[name] = fp.unit_slots(lo, hi)
     for name, a in audio.items():
         b = _audio_bounds(a, edges)
+        tail = int(round(a.tail_seconds * a.sample_rate))
         for w in windows:
             lo = int(b[w.index])
-            w.audio[name] = (lo, None if w.is_last else int(b[w.index + 1]))
+            w.audio[name] = (lo, None if w.is_last else int(b[w.index + 1]) + tail)
             w.audio_start[name] = lo / a.sample_rate
     for w in windows:
         parts = [frames[n].source[s] for n, s in w.slots.items() if s.size]

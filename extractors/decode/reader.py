@@ -66,9 +66,13 @@ DECORD_UNSUPPORTED_CODECS = frozenset({"gif"})
 
 def open_backend(backend: str, info: VideoInfo, threads: int, deadline: float | None) -> FrameBackend:
     """Instantiate ``backend``; decord cannot turn rotated video upright (upstream bug) nor open
-    an animated GIF ("broken metadata": it has no frame count), so PyAV does both."""
+    an animated GIF ("broken metadata": it has no frame count), so PyAV does both. One-frame
+    media (a still image: jpg, png, webp) also go to PyAV: decord cannot measure them and
+    torchcodec finds no frame in a JPEG."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown decode backend {backend!r}; choose from {sorted(BACKENDS)}")
+    if info.frames == 1 and backend != "pyav":
+        return PyAVBackend(info, threads, deadline)
     if backend == "decord" and (info.rotation or info.codec in DECORD_UNSUPPORTED_CODECS):
         return PyAVBackend(info, threads, deadline)
     return BACKENDS[backend](info, threads, deadline)

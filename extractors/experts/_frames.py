@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from videxperts.errors import UserError
+from videxperts.extractors.arrays import writable
 from videxperts.extractors.base import DecodeNeeds, Expert, ExpertOutput, FrameNeeds, MediaView, Resources
 from videxperts.extractors.weights import (
     WeightsError,
@@ -71,7 +72,7 @@ def prepare_frames(frames: np.ndarray | torch.Tensor, size: int, crop: int | Non
     The decoder already resizes to the expert's ``size``; resizing here only happens when it
     did not (native-resolution views), so experts stay correct whatever the decoder did.
     """
-    t = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    t = torch.as_tensor(writable(frames)) if isinstance(frames, np.ndarray) else frames
     if t.ndim != 4 or t.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 [N, H, W, 3], got shape {tuple(t.shape)}")
     if t.dtype != torch.uint8:
@@ -342,15 +343,19 @@ class FrameExpert(TorchExpert):
 class ClipExpert(TorchExpert):
     """3D CNN over clips of ``clip_len`` sampled frames starting every ``clip_stride`` frames."""
 
-    def __init__(self, *, clip_len: int = 16, clip_stride: int | None = None, **kw: Any) -> None:
+    def __init__(self, *, clip_len: int = 16, clip_stride: int | None = None, clip_tail: str = "pad",
+                 **kw: Any) -> None:
         if clip_len < 1 or (clip_stride is not None and clip_stride < 1):
             raise ExpertConfigError(f"{self.name}: clip_len and clip_stride must be >= 1")
+        if clip_tail not in ("pad", "drop"):
+            raise ExpertConfigError(f"{self.name}: clip_tail must be 'pad' or 'drop', got {clip_tail!r}")
+        self.clip_tail = clip_tail
         self.clip_len = int(clip_len)
         self.clip_stride = int(clip_stride or clip_len)
         super().__init__(**kw)
 
     def decode_needs(self) -> DecodeNeeds:
-        return DecodeNeeds(frames=FrameNeeds(self.fps, self.size, self.clip_len, self.clip_stride))
+        return DecodeNeeds(frames=FrameNeeds(self.fps, self.size, self.clip_len, self.clip_stride, self.clip_tail))
 
     def _channels_last(self) -> torch.memory_format:
         return torch.channels_last_3d

@@ -7,10 +7,12 @@ Framing is done directly with ``unfold`` + ``torch.fft.rfft`` so frames start at
 ``160 k`` as in the original (torch.stft would centre the 400-sample window in the 512-point
 frame); torchaudio resamples audio that is not already 16 kHz.
 
-Segments: a waveform of S samples gives ``floor(S / 15360)`` segments (the last frame of a
-segment reads 15 ms past its end; zeros are padded after the waveform), and a video whose
-whole audio is shorter than one segment gives one zero-padded segment. So a window of
-k x 0.96 s gives k segments and windows concatenate.
+Segments: a waveform of S samples gives ``floor(S / 15360)`` segments. The last frame of a
+segment reads 15 ms past its end: the decoder hands every window those 15 ms of the audio that
+follows, so zeros are padded only where the audio itself ends (``tail: drop`` drops such a
+final segment instead, as VGGish does), and a video whose whole audio is shorter than one
+segment gives one zero-padded segment (none with ``tail: drop``). So a window of k x 0.96 s
+gives k segments, each computed from the real audio, and windows concatenate.
 
 Network: VGG-like, with the parameter names of the common PyTorch port (torchvggish):
 ``features.{0,3,6,8,11,13}`` convolutions and ``embeddings.{0,2,4}`` linear layers. The
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from videxperts.extractors.arrays import writable
 from videxperts.extractors.base import AudioNeeds, DecodeNeeds, MediaView
 from videxperts.extractors.experts._frames import ExpertConfigError, TorchExpert, Unit
 from videxperts.extractors.weights import WeightsError, file_sha256
@@ -72,21 +75,31 @@ class LogMelFrontend:
 
 
 def waveform_to_patches(wave: np.ndarray | torch.Tensor, frontend: LogMelFrontend,
-                        pad_short: bool = True) -> torch.Tensor:
+                        pad_short: bool = True, tail: str = "pad") -> torch.Tensor:
     """Mono 16 kHz waveform → ``[N, 96, 64]`` log-mel patches, one per whole 0.96 s segment.
 
-    ``pad_short``: a non-empty waveform shorter than one segment still gives one (zero-padded)
-    patch. Only the first window of a video may do this, so that a later window's partial
-    tail (dropped in the whole-video result) is dropped there too.
+    The last analysis frame of segment k reads 15 ms (``WIN - HOP`` samples) past the segment;
+    those samples are taken from ``wave`` when it has them (the decoder hands every window
+    that much audio beyond its end) and zero-padded only where the audio really ends.
+    ``tail="drop"`` instead drops a final segment that lacks them (VGGish's own
+    ``waveform_to_examples``, which only frames whole windows). ``pad_short`` (``tail="pad"``
+    only): a non-empty waveform shorter than one segment still gives one zero-padded patch;
+    only the first window of a video may do this, so that a later window's partial tail
+    (dropped in the whole-video result) is dropped there too.
     """
-    w = torch.as_tensor(np.asarray(wave, dtype=np.float32)).flatten()
-    n = w.numel() // SEGMENT_SAMPLES
-    if n == 0 and pad_short and w.numel() > 0:
-        n = 1
+    w = torch.as_tensor(writable(wave, np.float32)).flatten()
+    extra = WIN - HOP
+    if tail == "drop":
+        n = max(0, w.numel() - extra) // SEGMENT_SAMPLES
+    else:
+        n = w.numel() // SEGMENT_SAMPLES
+        if n == 0 and pad_short and w.numel() > 0:
+            n = 1
     if n == 0:
         return torch.zeros((0, PATCH_FRAMES, MEL_BANDS))
-    need = n * SEGMENT_SAMPLES + (WIN - HOP)
-    w = torch.nn.functional.pad(w[: n * SEGMENT_SAMPLES], (0, need - min(w.numel(), n * SEGMENT_SAMPLES)))
+    need = n * SEGMENT_SAMPLES + extra
+    w = w[:need]
+    w = torch.nn.functional.pad(w, (0, need - w.numel()))
     logmel = frontend(w)  # [96 n, 64]
     return logmel[: n * PATCH_FRAMES].reshape(n, PATCH_FRAMES, MEL_BANDS)
 
@@ -129,13 +142,16 @@ class VGGishExpert(TorchExpert):
     """128-d VGGish embeddings of every 0.96 s of audio."""
 
     name = "audio"
-    version = "1"
+    version = "2"  # 2: a segment's last frame reads the audio that follows it (1 zero-padded it)
     variants = VARIANTS
     default_variant = "vggish"
 
     def __init__(self, *, final_relu: bool = False, pca: str | None = None, quantize: bool = False,
-                 sample_rate: int = SAMPLE_RATE, **kw: Any) -> None:
+                 sample_rate: int = SAMPLE_RATE, tail: str = "pad", **kw: Any) -> None:
         self.final_relu, self.pca_path, self.quantize = bool(final_relu), pca, bool(quantize)
+        if tail not in ("pad", "drop"):
+            raise ExpertConfigError(f"audio: tail must be 'pad' or 'drop', got {tail!r}")
+        self.tail = tail
         if sample_rate <= 0:
             raise ExpertConfigError(f"audio: sample_rate must be > 0, got {sample_rate}")
         self.sample_rate = int(sample_rate)
@@ -150,7 +166,8 @@ class VGGishExpert(TorchExpert):
         return 128
 
     def decode_needs(self) -> DecodeNeeds:
-        return DecodeNeeds(audio=AudioNeeds(sample_rate=self.sample_rate, segment_seconds=SEGMENT_SAMPLES / SAMPLE_RATE))
+        return DecodeNeeds(audio=AudioNeeds(sample_rate=self.sample_rate, segment_seconds=SEGMENT_SAMPLES / SAMPLE_RATE,
+                                            tail_seconds=(WIN - HOP) / SAMPLE_RATE))
 
     def build_model(self) -> nn.Module:
         return VGGish(VARIANTS[self.variant], self.final_relu)
@@ -177,13 +194,13 @@ class VGGishExpert(TorchExpert):
     def units(self, view: MediaView) -> tuple[Any, np.ndarray]:
         if view.audio is None or len(view.audio) == 0:
             return None, np.zeros((0,), np.float64)
-        wave = torch.as_tensor(np.asarray(view.audio, dtype=np.float32)).flatten()
+        wave = torch.as_tensor(writable(view.audio, np.float32)).flatten()
         sr = view.sample_rate or self.sample_rate
         if sr != SAMPLE_RATE:
             import torchaudio.functional as AF
 
             wave = AF.resample(wave, sr, SAMPLE_RATE)
-        patches = waveform_to_patches(wave, self.frontend, pad_short=view.window_index == 0)
+        patches = waveform_to_patches(wave, self.frontend, pad_short=view.window_index == 0, tail=self.tail)
         times = view.audio_start + np.arange(len(patches), dtype=np.float64) * (SEGMENT_SAMPLES / SAMPLE_RATE)
         return patches, times
 

@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from videxperts.extractors.base import MediaView
-from videxperts.extractors.experts._frames import ClipExpert, ExpertConfigError, Unit, clip_indices
+from videxperts.extractors.experts._frames import (
+    ClipExpert,
+    ExpertConfigError,
+    Unit,
+    clip_indices,
+    resolve_device,
+)
 
 
 def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -162,18 +168,43 @@ def farneback_flow(frames: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.clip(out, -20, 20) / 20.0)
 
 
+class TwoStreamI3D(nn.Module):
+    """The RGB and flow I3D streams side by side; the feature is their **sum** (1024-d), as BMT
+    and BMHRL combine the two published streams (``V = rgb + flow``). Input: 5 channels, RGB
+    first (3), flow after (2)."""
+
+    def __init__(self, num_classes: int = 400) -> None:
+        super().__init__()
+        self.rgb = InceptionI3d(in_channels=3, num_classes=num_classes)
+        self.flow = InceptionI3d(in_channels=2, num_classes=num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rgb.features(x[:, :3]) + self.flow.features(x[:, 3:])
+
+
+MODALITIES = ("rgb", "flow", "rgb+flow")
+
+
 class I3DExpert(ClipExpert):
-    """Clip features from I3D; ``modality`` rgb (default) or flow."""
+    """Clip features from I3D; ``modality`` rgb (default), flow, or rgb+flow (the two streams
+    summed, as the captioning models use them; ``weights`` is then the RGB checkpoint and
+    ``flow_weights``/``flow_sha256`` the flow one, each null for seeded random init, the flow
+    stream seeded with ``seed + 1``)."""
 
     name = "i3d"
     version = "1"
     variants = {"inception_i3d": 1024}
     default_variant = "inception_i3d"
 
-    def __init__(self, *, modality: str = "rgb", **kw: Any) -> None:
-        if modality not in ("rgb", "flow"):
-            raise ExpertConfigError(f"i3d: modality must be 'rgb' or 'flow', got {modality!r}")
+    def __init__(self, *, modality: str = "rgb", flow_weights: str | None = None, flow_sha256: str | None = None,
+                 **kw: Any) -> None:  # fmt: skip
+        if modality not in MODALITIES:
+            raise ExpertConfigError(f"i3d: modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+        if flow_weights is not None and modality != "rgb+flow":
+            raise ExpertConfigError("i3d: flow_weights only applies to modality rgb+flow (use weights for one stream)")
         self.modality = modality
+        self.flow_weights, self.flow_sha256 = flow_weights, flow_sha256
+        self.flow_weights_id: str | None = None
         kw.setdefault("fps", 25.0)
         kw.setdefault("clip_len", 64)
         kw.setdefault("clip_stride", 25)
@@ -183,7 +214,40 @@ class I3DExpert(ClipExpert):
         return 1024
 
     def build_model(self) -> nn.Module:
+        if self.modality == "rgb+flow":
+            return TwoStreamI3D(num_classes=self.num_classes or 400)
         return InceptionI3d(in_channels=3 if self.modality == "rgb" else 2, num_classes=self.num_classes or 400)
+
+    def load(self, device: str | None = None) -> None:
+        """One stream: the base load. Two streams: each stream from its own checkpoint."""
+        if self.modality != "rgb+flow" or self.model is not None:
+            super().load(device)
+            return
+        from videxperts.extractors.weights import init_or_load
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        self.device = resolve_device(device if device not in (None, "", "auto") else self.device_cfg)
+        model = TwoStreamI3D(num_classes=self.num_classes or 400)
+        rgb_id = init_or_load(model.rgb, self.weights, seed=self.seed, sha256=self.sha256, cache_dir=self.cache_dir)
+        flow_id = init_or_load(model.flow, self.flow_weights, seed=self.seed + 1, sha256=self.flow_sha256,
+                               cache_dir=self.cache_dir)  # fmt: skip
+        self.weights_id = f"rgb={rgb_id};flow={flow_id}"
+        model.eval().requires_grad_(False)
+        model.to(self.device)
+        if self.use_channels_last:
+            model.to(memory_format=self._channels_last())
+        self.model = model
+
+    def _planned_weights_id(self) -> str:
+        if self.modality != "rgb+flow":
+            return super()._planned_weights_id()
+        rgb = super()._planned_weights_id()
+        self.weights_id = None
+        flow = I3DExpert(modality="flow", weights=self.flow_weights, sha256=self.flow_sha256, seed=self.seed + 1,
+                         cache_dir=self.cache_dir, device="cpu")._planned_weights_id()  # fmt: skip
+        self.weights_id = f"rgb={rgb};flow={flow}"
+        return self.weights_id
 
     def backbone(self) -> str:
         return f"inception_i3d_{self.modality}"
@@ -192,11 +256,22 @@ class I3DExpert(ClipExpert):
         data, times = super().units(view)
         if data is not None and self.modality == "flow":
             data = (farneback_flow(data[0]), data[1])
+        elif data is not None and self.modality == "rgb+flow":
+            data = (data[0], data[1], farneback_flow(data[0]))
         return data, times
 
     def make_batch(self, data: list[Any], units: list[Unit]) -> torch.Tensor:
         if self.modality == "rgb":
             return super().make_batch(data, units)
+        if self.modality == "rgb+flow":
+            rgb, flow = [], []
+            for u in units:
+                frames, starts, fl = data[u.view]
+                idx = clip_indices(starts[u.index], self.clip_len, len(frames))
+                rgb.append(frames[idx])
+                flow.append(fl[idx])
+            x = torch.cat([self.pixels(torch.stack(rgb)), torch.stack(flow)], dim=-1)  # [B, T, S, S, 5]
+            return x.permute(0, 4, 1, 2, 3)
         clips = [data[u.view][0][clip_indices(data[u.view][1][u.index], self.clip_len, len(data[u.view][0]))]
                  for u in units]
         return torch.stack(clips).permute(0, 4, 1, 2, 3)
@@ -208,5 +283,6 @@ class I3DExpert(ClipExpert):
         return self.model.features(x)
 
     def provenance(self) -> dict[str, Any]:
-        return {**super().provenance(), "modality": self.modality,
+        combine = {"streams": "sum"} if self.modality == "rgb+flow" else {}
+        return {**super().provenance(), "modality": self.modality, **combine,
                 "clip_len": self.clip_len, "clip_stride": self.clip_stride}

@@ -212,7 +212,7 @@ class OCRExpert(Expert):
                 times.append(float(t))
         if view.is_last_window:
             self._state.pop(view.video_id, None)
-        return ExpertOutput(self.words(words), np.asarray(times, np.float64), {"words": words})
+        return ExpertOutput(self.words(words), np.asarray(times, np.float64), {"words": words, "times": times})
 
     def provenance(self) -> dict[str, Any]:
         engine = self.engine or build_ocr_engine(self.engine_name, **self.engine_options)

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from videxperts.errors import UserError
+from videxperts.extractors.arrays import writable
 from videxperts.extractors.base import AudioNeeds, DecodeNeeds, Expert, ExpertOutput, MediaView, Resources
 from videxperts.extractors.experts._engines import build_engine
 from videxperts.extractors.experts._whisper_ct2 import FasterWhisperEngine
@@ -67,7 +68,7 @@ def to_16k(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
     import torch
     import torchaudio
 
-    return torchaudio.functional.resample(torch.from_numpy(x), int(sample_rate), SAMPLE_RATE).numpy()
+    return torchaudio.functional.resample(torch.from_numpy(writable(x)), int(sample_rate), SAMPLE_RATE).numpy()
 
 
 def clean_word(raw: str) -> str | None:

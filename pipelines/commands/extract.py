@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from videxperts.pipelines.workdir import experiment_option, work_dir_option, writable_tracking_uri
+
 MAX_LISTED_FAILURES = 100
 
 
@@ -58,6 +60,16 @@ def _human(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _warn_random_weights(profile: str, experts: str | None) -> None:
+    """Loud stderr warning when a profile with pretrained-weight slots runs them empty (paper profile)."""
+    from videxperts.extractors.pretrained import random_weights_warning
+    from videxperts.extractors.registry import load_profile
+
+    text = random_weights_warning(load_profile(profile), _csv(experts))
+    if text:
+        click.echo(text, err=True)
+
+
 @click.command("extract")
 @click.argument("input_spec", metavar="INPUT")
 @click.option("--out", required=True, help="Feature store path or fsspec URL (created if missing).")
@@ -74,8 +86,10 @@ def _human(summary: dict[str, Any]) -> str:
 @click.option("--max-inflight", default=None, type=click.IntRange(1), help="Videos in flight at once (memory bound).")
 @click.option("--commit-every", default=16, show_default=True, type=click.IntRange(1), help="Commit every N items...")
 @click.option("--commit-seconds", default=10.0, show_default=True, type=float, help="...or every T seconds.")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite beside the store).")
-@click.option("--experiment", default="extract", show_default=True, help="MLflow experiment name.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+              "sqlite:///<work-dir>/mlflow.db).")
+@experiment_option()
+@work_dir_option("the MLflow tracking database and its artifacts")
 @click.option("--tracking/--no-tracking", default=True, help="Log the job as an MLflow run.")
 @click.option("--captions/--no-captions", default=True, help="Encode the dataset's captions too.")
 @click.option("--text-encoders", default=None, help="Comma-separated caption encoders (default: minilm).")
@@ -83,14 +97,22 @@ def _human(summary: dict[str, Any]) -> str:
 @click.option("--overwrite-expert", "overwrite", multiple=True, metavar="NAME",
               help="Discard NAME's features in the store and extract them again with this profile "
                    "(for an expert whose settings changed; repeatable or comma-separated).")
-@click.option("--progress/--no-progress", default=True, help="Show the progress bar on stderr.")
+@click.option("--progress/--no-progress", default=True, help="Show the progress bar on stderr (a terminal: a bar; "
+              "a log file: one line every $VIDEXPERTS_PROGRESS_SECONDS, default 30).")
+@click.option("--verbose", is_flag=True, help="Stream the Ray workers' output (model loading, library notices) "
+              "to stderr; by default it stays in Ray's log files.")
+@click.option("--balance/--no-balance", default=True,
+              help="Size each stage's threads, replicas and batch size from measured costs (calibrated once "
+                   "per machine, cached); --no-balance: the profile's values and one chain per CPU.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document on stdout.")
+@click.option("--dashboard", is_flag=True, help="Start the embedded Ray's dashboard on 127.0.0.1 and print its URL "
+              "(and where its token comes from). Without --address only.")
 def extract(input_spec: str, out: str, experts: str | None, profile: str, address: str | None,
             decoder: str | None, max_retries: int, batch_size: int | None, workers: int | None,
             writers: int, max_inflight: int | None, commit_every: int, commit_seconds: float,
-            tracking_uri: str | None, experiment: str, tracking: bool, captions: bool,
+            tracking_uri: str | None, experiment: str, work_dir: str, tracking: bool, captions: bool,
             text_encoders: str | None, num_cpus: int | None, overwrite: tuple[str, ...], progress: bool,
-            as_json: bool) -> None:
+            verbose: bool, as_json: bool, dashboard: bool = False, balance: bool = True) -> None:
     """Extract expert features from INPUT (manifest, dataset dir, folder or glob) into --out.
 
     Re-running the same command resumes: videos already done are skipped, failed ones are
@@ -98,13 +120,21 @@ def extract(input_spec: str, out: str, experts: str | None, profile: str, addres
     """
     from videxperts.pipelines.extract import ExtractConfig, run_extract
 
+    _warn_random_weights(profile, experts)
+    if dashboard:  # read by the embedded Ray's start (cluster/local.py)
+        import os
+
+        from videxperts.cluster.local import DASHBOARD_ENV
+
+        os.environ[DASHBOARD_ENV] = "1"
     cfg = ExtractConfig(
         input=input_spec, out=out, experts=_csv(experts), profile=profile, address=address,
         decoder=decoder, max_retries=max_retries, batch_size=batch_size, workers=workers,
         writers=writers, max_inflight=max_inflight, commit_every=commit_every,
-        commit_seconds=commit_seconds, tracking=tracking, tracking_uri=tracking_uri,
+        commit_seconds=commit_seconds, tracking=tracking,
+        tracking_uri=writable_tracking_uri(work_dir, tracking_uri) if tracking else tracking_uri,
         experiment=experiment, captions=captions, text_encoders=_csv(text_encoders),
-        num_cpus=num_cpus, progress=progress,
+        num_cpus=num_cpus, progress=progress, verbose=verbose, balance=balance,
         overwrite_experts=[n for item in overwrite for n in (_csv(item) or [])],
     )
     summary = run_extract(cfg)

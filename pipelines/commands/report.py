@@ -12,6 +12,7 @@ import json
 import click
 
 from videxperts.errors import UserError
+from videxperts.pipelines.workdir import existing_tracking_uri, experiment_option, work_dir_option
 
 
 def report_tables(tracking_uri: str, experiment: str, all_tables: bool = False) -> list[dict]:
@@ -43,6 +44,7 @@ def report_tables(tracking_uri: str, experiment: str, all_tables: bool = False) 
                 params = run.data.tags.get("model.parameters")
                 rows.append({
                     "model": run.data.tags.get("model.name", run.info.run_name), "run_id": run.info.run_id,
+                    "scored": {k[len("test/n_"):]: int(v) for k, v in m.items() if k.startswith("test/n_")},
                     "seeds": len([s for s in run.data.params.get("seeds", "").split(",") if s]),
                     "parameters": int(params) if params else None,
                     "metrics": {c.metric: {"mean": m.get(f"test/{c.metric}_mean"), "std": m.get(f"test/{c.metric}_std")}
@@ -74,27 +76,58 @@ def format_table(table: dict, markdown: bool) -> str:
 
 
 @click.command("report")
-@click.option("--experiment", required=True, help="MLflow experiment name.")
-@click.option("--work-dir", default="work", show_default=True, type=click.Path(file_okay=False))
+@experiment_option(required=True)
+@work_dir_option()
 @click.option("--tracking-uri", default=None)
 @click.option("--all-tables", "--v2t", "all_tables", is_flag=True,
               help="Every table of each task (retrieval: also video->text); default: the first.")
 @click.option("--markdown", is_flag=True, help="Markdown tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def report(experiment: str, work_dir: str, tracking_uri: str | None, all_tables: bool, markdown: bool,
+def report(experiment: str | None, work_dir: str, tracking_uri: str | None, all_tables: bool, markdown: bool,
            as_json: bool) -> None:
-    """Test results of EXPERIMENT: one row per model, mean (std) over seeds, in each task's own columns."""
-    from videxperts.training.tracking import resolve_tracking_uri
+    """Test results of EXPERIMENT: one row per model, mean (std) over seeds, in each task's own columns.
 
-    uri = resolve_tracking_uri(work_dir, tracking_uri)
+    Without --experiment: the experiments of the work dir's tracking store, with their run counts.
+
+    \b
+    Example:
+      videxperts report --experiment videxperts --work-dir work
+    """
+    uri = existing_tracking_uri(work_dir, tracking_uri)  # read-only: never creates a database
+    if experiment is None:
+        _list_experiments(uri, as_json)
+        return
     tables = report_tables(uri, experiment, all_tables)
     if as_json:
         click.echo(json.dumps({"experiment": experiment, "tracking_uri": uri, "tables": tables}, indent=1))
         return
     if not tables:
-        click.echo(f"no finished training runs in experiment {experiment!r}")
-        return
+        raise UserError(f"experiment {experiment!r} in {uri} has no finished training runs "
+                        f"(run `videxperts train ... --experiment {experiment}`; `videxperts report` lists the "
+                        "experiments)")
+    from videxperts.training.protocol import protocol_warnings
+
     for table in tables:
         click.echo(f"{table['title']} ({table['task']}, {experiment})")
         click.echo(format_table(table, markdown))
+        for row in table["rows"]:
+            if row["scored"]:
+                scored = ", ".join(f"{v} {k}" for k, v in row["scored"].items())
+                click.echo(f"  {row['model']}: test scored {scored}")
+                for w in protocol_warnings({"test": row["scored"]}, [c["metric"] for c in table["columns"]]):
+                    click.echo(f"  warning: {w}")
         click.echo("")
+
+
+def _list_experiments(uri: str, as_json: bool) -> None:
+    from videxperts.pipelines.workdir import list_experiments
+
+    exps = list_experiments(uri)
+    if as_json:
+        click.echo(json.dumps({"tracking_uri": uri, "experiments": exps}, indent=1))
+        return
+    if not exps:
+        raise UserError(f"no experiments in {uri}")
+    click.echo(f"experiments in {uri} (pick one with --experiment NAME):")
+    for e in exps:
+        click.echo(f"  {e['name']}: {e['training_runs']} training runs, {e['extraction_runs']} extraction runs")

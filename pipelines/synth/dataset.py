@@ -42,8 +42,9 @@ def is_complete(out: Path, spec: ClipSpec) -> bool:
         return False
 
 
-def generate_clip(out_dir: str, spec: ClipSpec) -> tuple[str, bool]:
-    """Worker entry: (re)write one clip atomically unless a complete matching clip exists."""
+def generate_clip(out_dir: str, spec: ClipSpec, encode: Callable[[Any, Path], None] | None = None) -> tuple[str, bool]:
+    """Worker entry: (re)write one clip atomically unless a complete matching clip exists
+    (``encode``: the clip's encoder, :func:`encode_clip` unless the spec is a timed one)."""
     import cv2
 
     cv2.setNumThreads(1)
@@ -55,7 +56,7 @@ def generate_clip(out_dir: str, spec: ClipSpec) -> tuple[str, bool]:
     side.unlink(missing_ok=True)  # the sidecar is written last: no sidecar = not complete
     tmp = video.with_name(f".{spec.video_id}.{os.getpid()}.tmp.mp4")
     try:
-        encode_clip(spec, tmp)
+        (encode or encode_clip)(spec, tmp)
         os.replace(tmp, video)
     finally:
         tmp.unlink(missing_ok=True)
@@ -135,14 +136,23 @@ def synthesize(
     max_seconds: float = 6.0,
     progress: bool = True,
     on_done: Callable[[str, bool], None] | None = None,
+    timed: bool = False,
 ) -> dict[str, Any]:
-    """Generate the dataset under ``out`` and return a summary; existing matching clips are reused."""
+    """Generate the dataset under ``out`` and return a summary; existing matching clips are reused.
+
+    ``timed``: long clips with timed events and per-event captions for dense captioning
+    (:mod:`.timed`; ``min_seconds``/``max_seconds`` then bound those clips)."""
     from tqdm import tqdm
 
+    from videxperts.pipelines.synth import timed as timed_mod
     from videxperts.storage.manifest import write_captions, write_manifest
 
     t0 = time.perf_counter()
-    specs = plan_specs(videos, seed, min_seconds, max_seconds)
+    encode = timed_mod.encode_timed_clip if timed else None
+    if timed:
+        specs: list[Any] = timed_mod.plan_timed_specs(videos, seed, min_seconds, max_seconds)
+    else:
+        specs = plan_specs(videos, seed, min_seconds, max_seconds)
     out_path = Path(out)
     if out_path.exists() and not out_path.is_dir():
         raise UserError(f"{out_path}: exists and is not a directory")
@@ -158,7 +168,7 @@ def synthesize(
     try:
         if workers == 1:
             for s in todo:
-                _, fresh = generate_clip(str(out_path), s)
+                _, fresh = generate_clip(str(out_path), s, encode)
                 made += fresh
                 bar.update(1)
                 if on_done:
@@ -166,7 +176,7 @@ def synthesize(
         else:
             # spawn: workers start clean (no inherited threads or locks from the parent)
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futs = {pool.submit(generate_clip, str(out_path), s): s for s in todo}
+                futs = {pool.submit(generate_clip, str(out_path), s, encode): s for s in todo}
                 for fut in as_completed(futs):
                     try:
                         vid, fresh = fut.result()
@@ -180,8 +190,17 @@ def synthesize(
                         on_done(vid, fresh)
     finally:
         bar.close()
-    write_manifest(out_path, _manifest_table(specs))
-    write_captions(out_path, _captions_rows(specs))
+    if timed:
+        from videxperts.pipelines.anet_import import write_timed_exports
+        from videxperts.storage.manifest import read_captions, read_manifest
+
+        write_manifest(out_path, timed_mod.timed_manifest_table(specs))
+        write_captions(out_path, timed_mod.timed_caption_rows(specs))
+        write_timed_exports(out_path, read_captions(out_path), read_manifest(out_path),
+                            {s: (s, None) for s in SPLIT_FRACTIONS})  # fmt: skip
+    else:
+        write_manifest(out_path, _manifest_table(specs))
+        write_captions(out_path, _captions_rows(specs))
     splits = {k: sum(s.split == k for s in specs) for k in SPLIT_FRACTIONS}
     return {
         "out": str(out_path),
@@ -196,4 +215,5 @@ def synthesize(
         "seed": seed,
         "workers": workers,
         "elapsed_s": round(time.perf_counter() - t0, 2),
+        **({"timed": True, "events": sum(len(s.events) for s in specs)} if timed else {}),
     }

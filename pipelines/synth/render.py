@@ -199,23 +199,29 @@ def speak(text: str) -> np.ndarray:
     return (x * (0.7 / peak) if peak > 0 else x).astype(np.float32)
 
 
+def sound_bed(sound: str | None, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One background sound sampled at times ``t`` (seconds from the sound's start), float32."""
+    n = t.size
+    if sound == "a low hum":
+        bed = 0.16 * np.sin(2 * np.pi * 110 * t) + 0.06 * np.sin(2 * np.pi * 220 * t)
+    elif sound == "a high beep":
+        bed = 0.15 * np.sin(2 * np.pi * 1760 * t) * ((t % 0.5) < 0.25)
+    elif sound == "white noise":
+        bed = rng.normal(0, 0.07, n)
+    elif sound == "a rising chirp":
+        f0, f1, dur = 200.0, 2000.0, max(t[-1], 1e-3) if n else 1e-3
+        bed = 0.15 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * dur)))
+    else:  # silence
+        bed = np.zeros(n)
+    return bed.astype(np.float32)
+
+
 def render_audio(spec: ClipSpec) -> np.ndarray:
     """The clip's soundtrack: background sound + the spoken word, float32 mono in [-1, 1]."""
     n = spec.num_frames * SAMPLE_RATE // FPS
     t = np.arange(n) / SAMPLE_RATE
     rng = np.random.default_rng([spec.seed, spec.index, 2])
-    if spec.sound == "a low hum":
-        bed = 0.16 * np.sin(2 * np.pi * 110 * t) + 0.06 * np.sin(2 * np.pi * 220 * t)
-    elif spec.sound == "a high beep":
-        bed = 0.15 * np.sin(2 * np.pi * 1760 * t) * ((t % 0.5) < 0.25)
-    elif spec.sound == "white noise":
-        bed = rng.normal(0, 0.07, n)
-    elif spec.sound == "a rising chirp":
-        f0, f1, dur = 200.0, 2000.0, max(t[-1], 1e-3)
-        bed = 0.15 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * dur)))
-    else:  # silence
-        bed = np.zeros(n)
-    audio = bed.astype(np.float32)
+    audio = sound_bed(spec.sound, t, rng)
     if spec.spoken:
         voice = speak(spec.spoken)
         start = int((spec.spoken_start or 0.0) * SAMPLE_RATE)
@@ -224,7 +230,8 @@ def render_audio(spec: ClipSpec) -> np.ndarray:
     return np.clip(audio, -1.0, 1.0)
 
 
-def encode_clip(spec: ClipSpec, dest: Path) -> None:
+def encode_clip(spec: ClipSpec, dest: Path, frames: Iterator[np.ndarray] | None = None,
+                audio: np.ndarray | None = None) -> None:  # fmt: skip
     """Write ``spec`` as H.264 (yuv420p, BT.601) + AAC mono mp4 at ``dest`` with the ffmpeg CLI.
 
     Why ffmpeg and not PyAV: PyAV 18's bundled x264 produced different bytes for the same input
@@ -234,13 +241,14 @@ def encode_clip(spec: ClipSpec, dest: Path) -> None:
     import cv2
 
     exe = ffmpeg_exe()
-    raw = b"".join(cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420).tobytes() for img in render_frames(spec))
+    frames = render_frames(spec) if frames is None else frames
+    raw = b"".join(cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420).tobytes() for img in frames)
     cmd = [exe, "-nostats", "-hide_banner", "-loglevel", "error", "-y",
            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS), "-i", "pipe:0"]  # fmt: skip
     audio_file = dest.with_name(dest.name + ".f32")
     try:
         if spec.has_audio:
-            render_audio(spec).astype("<f4").tofile(audio_file)
+            (render_audio(spec) if audio is None else audio).astype("<f4").tofile(audio_file)
             cmd += ["-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", str(audio_file),
                     "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "64k", "-flags:a", "+bitexact"]  # fmt: skip
         cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", str(2 * FPS), "-threads", "1",

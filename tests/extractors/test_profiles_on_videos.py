@@ -16,7 +16,7 @@ from videxperts.extractors.decode import decode_video
 from videxperts.extractors.registry import build_expert, load_profile
 
 # Fewer units per expert on CPU; the architecture, clip length and input size stay the paper's.
-PAPER_CPU_RATES = {"scene": 0.5, "inst": 0.25, "i3d": 12.5, "r2p1d": 6.0, "face": 1.0}
+PAPER_CPU_RATES = {"scene": 0.5, "inst": 0.25, "i3d": 12.5, "r2p1d": 6.0, "face": 1.0, "regions": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_every_expert_runs_on_a_video(profile, source, videos):
         if profile == "paper" and name in PAPER_CPU_RATES:
             cfg["fps"] = PAPER_CPU_RATES[name]
         experts[name] = build_expert(name, cfg)
-    assert sorted(experts) == ["audio", "face", "i3d", "inst", "ocr", "r2p1d", "scene", "speech"]
+    assert sorted(experts) == ["audio", "face", "i3d", "inst", "ocr", "r2p1d", "regions", "scene", "speech"]
 
     stats: dict = {}
     views = decode_video(videos[source], {n: e.needs for n, e in experts.items()}, video_id=source, stats=stats)
@@ -55,11 +55,11 @@ def test_every_expert_runs_on_a_video(profile, source, videos):
         assert np.isfinite(out.features).all(), name
         assert np.all(np.diff(out.timestamps) >= 0), name
         assert out.timestamps.size == 0 or 0 <= out.timestamps.min() <= out.timestamps.max() <= views[name].duration + 0.1, name
-        if name in ("scene", "inst", "i3d", "r2p1d", "audio") or (source == "synth" and name == "ocr"):
+        if name in ("scene", "inst", "i3d", "r2p1d", "audio", "regions") or (source == "synth" and name == "ocr"):
             assert out.features.shape[0] >= 1, f"{name} produced no rows on the {source} video"
         prov = expert.provenance()
         assert prov["extractor_version"] and prov["weights"], name
-        if name in ("scene", "inst", "i3d", "r2p1d", "audio"):
+        if name in ("scene", "inst", "i3d", "r2p1d", "audio", "regions"):
             assert prov["weights"] == "random-init:seed=0", name
         del expert
     assert views["audio"].audio is not None and views["audio"].sample_rate == 16_000

@@ -19,7 +19,7 @@ CNN = ["audio", "i3d", "inst", "r2p1d", "scene"]
 
 
 def test_available_experts_sorted_and_complete():
-    assert available_experts() == sorted(["scene", "inst", "i3d", "r2p1d", "audio", "ocr", "face", "speech"])
+    assert available_experts() == sorted(["scene", "inst", "i3d", "r2p1d", "audio", "ocr", "face", "speech", "regions"])
     assert EXPERT_CLASSES["audio"] == "videxperts.extractors.experts.audio:VGGishExpert"
 
 

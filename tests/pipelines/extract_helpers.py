@@ -71,15 +71,16 @@ def make_dataset(root: Path, n: int, seconds: float = 1.5) -> Path:
 def cli_env(cluster: dict[str, Any] | None = None) -> dict[str, str]:
     """The environment of a driver subprocess: this checkout, offline, the cluster's auth token."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+           "TOKENIZERS_PARALLELISM": "false", "VIDEXPERTS_PROGRESS_SECONDS": "0"}  # a line per video
     env.pop("RAY_ADDRESS", None)
     env.update((cluster or {}).get("env", {}))
     return env
 
 
 def extract_cmd(inp: Path | str, store: Path | str, address: str, *extra: str) -> list[str]:
+    work = [] if "://" in str(store) else ["--work-dir", str(Path(store).parent)]  # the runs beside the store
     return [sys.executable, "-m", "videxperts.pipelines.cli", "extract", str(inp), "--out", str(store),
-            "--address", address, "--json", *extra]
+            "--address", address, "--json", *work, *extra]
 
 
 def run_extract_cli(cmd: list[str], cluster: dict[str, Any], timeout: float = 540) -> dict[str, Any]:

@@ -202,6 +202,11 @@ def test_cli_import_prints_problems_and_json(tmp_path: Path, raw_folder: Path, c
                                    "no_captions": 1, "missing_video": 1}  # fmt: skip
     skipped = [line for line in res.stderr.splitlines() if line.startswith("videxperts: skipped")]
     assert len(skipped) == 6 and any("random.mp4" in s for s in skipped)
+    # 4 videos: every split is tiny or empty, and the import says so (issue 16: never a silent 0-video split)
+    warned = [line for line in res.stderr.splitlines() if line.startswith("videxperts: warning: split")]
+    assert len(warned) == 3 and warned == [f"videxperts: warning: {w}" for w in summary["warnings"]]
+    for split, n in summary["splits"].items():
+        assert any(f"split '{split}' " + ("is empty" if n == 0 else f"has only {n} videos") in w for w in warned)
     missing = subprocess.run([str(exe), "data", "import", str(raw_folder), "--captions", str(tmp_path / "nope.csv"),
                               "--out", str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1 and "nope.csv" in missing.stderr

@@ -145,3 +145,33 @@ def test_captions_are_cross_checked_against_the_manifest(tmp_path: Path) -> None
         write_captions(tmp_path, [{"video_id": "v1", "caption_idx": 0, "caption": "a", "split": "train"}] * 2)
     with pytest.raises(ManifestError, match="empty caption"):
         write_captions(tmp_path, [{"video_id": "v1", "caption_idx": 0, "caption": "  ", "split": "train"}])
+
+
+def test_timed_captions_both_or_neither_finite_ordered(tmp_path: Path) -> None:
+    """Event captions carry start/end seconds; video-level rows (both null) share the file."""
+    rows = [
+        {"video_id": "v0", "caption_idx": 0, "caption": "a paragraph", "split": "train", "start": None, "end": None},
+        {"video_id": "v0", "caption_idx": 1, "caption": "a circle enters", "split": "train", "start": 0.0, "end": 4.5},
+        {"video_id": "v0", "caption_idx": 2, "caption": "past the end", "split": "train", "start": 3, "end": 99},
+    ]
+    back = read_captions(write_captions(tmp_path, rows))
+    assert back.schema.field("start").type == pa.float64() and back.schema.field("end").type == pa.float64()
+    assert back.column("start").to_pylist() == [None, 0.0, 3.0] and back.column("end").to_pylist() == [None, 4.5, 99.0]
+    # all video-level: null-typed columns become float64
+    back = read_captions(write_captions(tmp_path, [dict(rows[0])]))
+    assert back.schema.field("end").type == pa.float64()
+    bad = [
+        ({"start": 1.0, "end": None}, "both be set"),
+        ({"start": 2.0, "end": 2.0}, "0 <= start < end"),
+        ({"start": -1.0, "end": 2.0}, "0 <= start < end"),
+        ({"start": 0.0, "end": float("inf")}, "finite"),
+        ({"start": 0.0, "end": float("nan")}, "finite"),
+    ]
+    for times, fragment in bad:
+        row = {**rows[1], **times}
+        with pytest.raises(ManifestError, match=fragment) as err:
+            write_captions(tmp_path, [row])
+        assert "row 0 ('v0', caption 1)" in str(err.value) and "\n" not in str(err.value)
+    only_start = [{k: v for k, v in rows[1].items() if k != "end"}]
+    with pytest.raises(ManifestError, match="'start' needs its partner"):
+        write_captions(tmp_path, only_start)

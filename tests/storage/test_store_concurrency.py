@@ -102,6 +102,33 @@ def test_concurrent_writer_processes(tmp_path) -> None:
     assert store.info()["commits_pending_compaction"] == 0
 
 
+def test_registration_never_exposes_a_folder_without_its_metadata(tmp_path, monkeypatch) -> None:
+    """A registration in flight must not look like damage to another process: the expert's
+    folder appears only with its zarr.json in it (CI once saw 'experts/audio/zarr.json ...
+    damaged (missing)' from a second writer registering at the same instant)."""
+    url = str(tmp_path / "store.zarr")
+    store = FeatureStore.open(url, "a")
+    other = FeatureStore.open(url, "a")
+    seen: list[str] = []
+    real_open = open
+
+    def observing_open(path, *a, **k):  # look at the store from "another process" mid-write
+        if not seen and (str(path).endswith(".partial") or ".partial/" in str(path)):
+            monkeypatch.setattr("builtins.open", real_open)
+            for name in ("scene", "audio"):
+                try:
+                    other.ensure_expert(name, EXPERTS[name], PROV)
+                    seen.append(f"{name}:ok")
+                except Exception as exc:  # noqa: BLE001 - recorded and asserted below
+                    seen.append(f"{name}:{type(exc).__name__}")
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr("builtins.open", observing_open)
+    store.ensure_expert("scene", EXPERTS["scene"], PROV)
+    assert seen and not [s for s in seen if not s.endswith(":ok")], seen
+    assert set(FeatureStore.open(url, "r").experts) == {"scene", "audio"}
+
+
 def test_sigkill_mid_write_then_resume(tmp_path) -> None:
     url = str(tmp_path / "store.zarr")
     FeatureStore.open(url, "w-")

@@ -201,6 +201,8 @@ def test_radamw_blocks_give_the_same_bits_as_whole_tensors(monkeypatch):
     must equal the whole-tensor update exactly (a block boundary inside every large tensor)."""
     from videxperts.training import optim
 
+    monkeypatch.setattr(optim, "FUSED", False)  # the blocked path; the fused one is tested below
+
     def trajectory(block):
         monkeypatch.setattr(optim, "BLOCK", block)
         torch.manual_seed(0)
@@ -215,3 +217,35 @@ def test_radamw_blocks_give_the_same_bits_as_whole_tensors(monkeypatch):
 
     for a, b in zip(trajectory(1 << 20), trajectory(64), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_radamw_fused_kernel_follows_the_blocked_update(monkeypatch, dtype):
+    """Large CPU tensors take torch's fused AdamW kernel once RAdam rectifies (lr, eps and decay
+    mapped, `optim._fused_rectified`): 20 steps stay within float rounding of the blocked path,
+    the momentum-only steps included, and small tensors are untouched by the switch."""
+    from videxperts.training import optim
+
+    monkeypatch.setattr(optim, "BLOCK", 64)
+
+    def trajectory(fused):
+        monkeypatch.setattr(optim, "FUSED", fused)
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(n, dtype=dtype)) for n in (1000, 37, 2500)]
+        opt = build_optimizer(params, OptimConfig(name="ranger", lr=0.1, weight_decay=1e-3))
+        g = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=g, dtype=dtype)
+            opt.step()
+        return [p.detach().clone() for p in params]
+
+    calls = []
+    real = optim._fused_rectified
+    monkeypatch.setattr(optim, "_fused_rectified", lambda *a: calls.append(a[4]) or real(*a))
+    ulp = torch.finfo(dtype).eps
+    fused, blocked = trajectory(True), trajectory(False)
+    assert calls == list(range(6, 21))  # rectified from step 6 (ρ_t > 5), both large tensors at once
+    for a, b in zip(fused, blocked, strict=True):
+        torch.testing.assert_close(a, b, rtol=8 * ulp, atol=8 * ulp)
+    assert torch.equal(fused[1], blocked[1])  # 37 elements: the multi-tensor path either way

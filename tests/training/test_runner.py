@@ -5,18 +5,17 @@ Ray Train runs are slow to start, so this module runs three of them (shared by m
 
 from __future__ import annotations
 
-import tempfile
-
 import numpy as np
 import pytest
 import torch
 
 from tests.training.golden import check_golden, golden_view
+from tests.training.ray_helpers import ray_run
 from videxperts.training.describe import count_parameters
 from videxperts.training.retrieval.config import load_config
 from videxperts.training.retrieval.data import synthetic_splits
 from videxperts.training.retrieval.models import build_model
-from videxperts.training.runner import LoopOptions, Reporter, fit, read_result, run_ray_training
+from videxperts.training.runner import LoopOptions, Reporter, fit
 
 CFG = {
     "task": "retrieval",
@@ -50,25 +49,8 @@ def splits(cfg):
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False)
-    yield ray
-
-
-def _ray_run(cfg, splits, tmp, name, num_workers=1, options=None, max_failures=0):
-    res = run_ray_training(cfg, {"kind": "arrays", "splits": splits}, options or LoopOptions(),
-                           num_workers=num_workers, storage_path=str(tmp), name=name, max_failures=max_failures)
-    assert res.error is None
-    with tempfile.TemporaryDirectory() as d:
-        return read_result(res.checkpoint.to_directory(d))
-
-
-@pytest.fixture(scope="module")
 def one_worker(cfg, splits, ray_local, tmp_path_factory):
-    return _ray_run(cfg, splits, tmp_path_factory.mktemp("ray1"), "one")
+    return ray_run(cfg, splits, tmp_path_factory.mktemp("ray1"), "one")
 
 
 def test_training_lowers_loss_and_beats_chance(cfg, splits):
@@ -106,7 +88,7 @@ def test_in_process_matches_ray_one_worker(cfg, splits, one_worker):
 
 def test_two_workers_agree_with_one(cfg, splits, one_worker, tmp_path_factory):
     """Same global batches; gathered loss and gathered BatchNorm: DDP follows the 1-worker trajectory."""
-    two, _, _ = _ray_run(cfg, splits, tmp_path_factory.mktemp("ray2"), "two", num_workers=2)
+    two, _, _ = ray_run(cfg, splits, tmp_path_factory.mktemp("ray2"), "two", num_workers=2)
     _close(one_worker[0], two)
     check_golden("ce_2workers", golden_view(two, count_parameters(build_model(cfg))))
 
@@ -115,7 +97,7 @@ def test_killed_worker_resumes_to_the_same_result(cfg, splits, one_worker, tmp_p
     tmp = tmp_path_factory.mktemp("crash")
     marker = tmp / "crashed"
     opts = LoopOptions(crash_at_epoch=2, crash_marker=str(marker))
-    resumed, state, _ = _ray_run(cfg, splits, tmp, "crash", options=opts, max_failures=1)
+    resumed, state, _ = ray_run(cfg, splits, tmp, "crash", options=opts, max_failures=1)
     assert marker.exists()  # the worker really died after epoch 2 and Ray restarted it
     # continued from an epoch checkpoint (epoch 2's, or epoch 1's if the kill beat the report's upload)
     assert resumed["resumed_at"] in ([2], [3]) and one_worker[0]["resumed_at"] == []
@@ -130,7 +112,7 @@ def test_every_ablation_trains_on_two_workers(variant, cfg, splits, ray_local, t
     vcfg = load_config({**cfg.to_dict(), "name": f"tiny-{variant}",
                         "model": {**cfg.to_dict()["model"], "variant": variant},
                         "train": {**cfg.to_dict()["train"], "epochs": 2}})
-    two, state, ranks = _ray_run(vcfg, splits, tmp_path_factory.mktemp(variant), variant, num_workers=2)
+    two, state, ranks = ray_run(vcfg, splits, tmp_path_factory.mktemp(variant), variant, num_workers=2)
     assert state["epoch"] == 2 and len(ranks["t2v_ranks"]) == int(splits["test"].caption_mask.sum())
     assert all(np.isfinite(v) for v in two["test"].values())
     _close(two, fit(vcfg, splits, LoopOptions(), Reporter()))

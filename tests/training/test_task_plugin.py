@@ -17,6 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.training.ray_helpers import registered_checkpoints
 from tests.training.synth_store import tiny_cfg, write_store
 from tests.training.toy_task import TASK, LinearProbeTask
 from videxperts.storage.reader import StoreReader
@@ -68,10 +69,15 @@ def _kill_mid_second_seed(cmd: list[str], work: Path) -> None:
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,  # noqa: S603
                             stderr=subprocess.DEVNULL, env=_env())
     deadline = time.monotonic() + 600
+    seen: set[str] = set()  # a finished seed's Ray folder is removed once logged: remember every one seen
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            runs = sorted((work / "ray").glob("probe-a-*"), key=lambda p: p.stat().st_mtime)
-            if len(runs) >= 2 and len(list(runs[-1].glob("checkpoint_*"))) >= 2:
+            try:  # a folder can vanish between glob and stat (a finished seed's, being removed)
+                runs = sorted((work / "ray").glob("probe-a-*"), key=lambda p: p.stat().st_mtime)
+            except FileNotFoundError:
+                continue
+            seen |= {p.name for p in runs}
+            if len(seen) >= 2 and runs and registered_checkpoints(runs[-1]) >= 2:
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the command finished before it could be killed"

@@ -47,11 +47,15 @@ def setup(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(setup):
     """One `videxperts train` with two seeds (two Ray Train jobs)."""
+    import ray
+
     torch.set_num_threads(1)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    ray.shutdown()  # an earlier test's in-process Ray would be reused, without this job's metadata
     res = CliRunner().invoke(cli, ["train", "--config", setup["config"], "--store", setup["store"],
                                    "--data", setup["data"], "--seeds", "0,1", "--epochs", "3",
-                                   "--work-dir", setup["work"], "--experiment", "cli"], catch_exceptions=False)
+                                   "--work-dir", setup["work"], "--experiment", "cli", "--set", "optim.lr=0.02"],
+                           catch_exceptions=False)
     assert res.exit_code == 0, res.output
     client = MlflowClient(tracking.resolve_tracking_uri(setup["work"]))
     exp = client.get_experiment_by_name("cli")
@@ -93,6 +97,19 @@ def test_mlflow_parent_child_structure(trained):
     assert parent.data.metrics["test/t2v/R1_mean"] == pytest.approx(sum(vals) / 2)
     assert parent.data.metrics["test/t2v/R1_std"] == pytest.approx(abs(vals[0] - vals[1]) / 2)
     assert not (Path.cwd() / "mlruns").exists()
+
+
+def test_set_override_recorded_and_checkpoints_removed(trained):
+    p = trained["parent"].data.params
+    assert p["optim.lr"] == "0.02" and p["overrides"] == "optim.lr=0.02"
+    assert all(c.data.params["optim.lr"] == "0.02" for c in trained["children"])
+    ray_dir = Path(trained["work"]) / "ray"  # the best model of each seed is in MLflow: no epoch checkpoints left
+    assert not ray_dir.exists() or not list(ray_dir.rglob("checkpoint_*")), list(ray_dir.rglob("checkpoint_*"))
+    import ray
+
+    assert ray.is_initialized()  # the in-process command's driver: its Ray job is named after the MLflow parent run
+    meta = dict(ray._private.worker.global_worker.core_worker.get_job_config().metadata)
+    assert meta["job_name"] == trained["parent"].info.run_name and meta["mlflow_run_id"] == trained["parent"].info.run_id
 
 
 def test_evaluate_reproduces_the_logged_test_metrics(trained):
@@ -139,13 +156,15 @@ def test_unreachable_tracking_server_fails_before_training(setup, capsys):
     assert not (setup["root"] / "w2" / "ray").exists()
 
 
-def test_report_unknown_experiment(setup, capsys):
+def test_report_unknown_experiment(trained, capsys):  # trained: the work dir has its database
+    setup = trained
     with pytest.raises(SystemExit) as exc:
         main(["report", "--experiment", "nope", "--work-dir", setup["work"]])
     assert exc.value.code == 2 and "no MLflow experiment 'nope'" in capsys.readouterr().err
 
 
-def test_ui_starts_and_answers_http(setup):
+def test_ui_starts_and_answers_http(trained):  # `ui` only reads: the database must exist
+    setup = trained
     port = _free_port()
     exe = Path(sys.executable).with_name("videxperts")
     proc = subprocess.Popen([str(exe), "ui", "--port", str(port), "--work-dir", setup["work"]],  # noqa: S603
@@ -165,3 +184,5 @@ def test_ui_starts_and_answers_http(setup):
         proc.wait(timeout=30)
     with pytest.raises(OSError):  # the server went down with the command
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)  # noqa: S310
+    # the printed address opens MLflow 3's "Model training" view, not its default GenAI one
+    assert f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in proc.stderr.read().decode()

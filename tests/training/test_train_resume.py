@@ -19,6 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.training.ray_helpers import registered_checkpoints
 from tests.training.synth_store import tiny_cfg, write_store
 from videxperts.training import tracking
 from videxperts.training.retrieval.config import load_config
@@ -60,10 +61,15 @@ def _kill_after_checkpoints(cmd: list[str], work: Path, seed_dirs: int, checkpoi
     seed number ``seed_dirs`` has reported ``checkpoints`` epoch checkpoints (so mid-training)."""
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,  # noqa: S603
                             stderr=subprocess.DEVNULL, env=_env())
+    seen: set[str] = set()  # a finished seed's Ray folder is removed once logged: count every one seen
     try:
         while proc.poll() is None:
-            runs = sorted((work / "ray").glob("tiny-resume-*"), key=lambda p: p.stat().st_mtime)
-            if len(runs) >= seed_dirs and len(list(runs[-1].glob("checkpoint_2*"))) >= checkpoints:
+            try:  # a folder can vanish between glob and stat (a finished seed's, being removed)
+                runs = sorted((work / "ray").glob("tiny-resume-*"), key=lambda p: p.stat().st_mtime)
+            except FileNotFoundError:
+                continue
+            seen |= {p.name for p in runs}
+            if len(seen) >= seed_dirs and runs and registered_checkpoints(runs[-1]) >= checkpoints:
                 break
             time.sleep(0.1)
         assert proc.poll() is None, "the command finished before it could be killed"

@@ -180,8 +180,12 @@ def _reader(store: Any) -> Any:
     return store if hasattr(store, "load_expert") else StoreReader(store)
 
 
-def load_split(store: Any, cfg: Any, video_ids: Sequence[str], text_encoder: str | None = None) -> SplitData:
-    """Read one split's features through the store reader (a ``StoreReader`` or a store URL)."""
+def load_split(store: Any, cfg: Any, video_ids: Sequence[str], text_encoder: str | None = None,
+               all_captions: bool = False) -> SplitData:
+    """Read one split's features through the store reader (a ``StoreReader`` or a store URL).
+
+    ``data.text.max_captions`` caps the captions per video of a training split; an evaluated
+    split (``all_captions``) keeps every caption, as the published protocol scores them."""
     reader = _reader(store)
     known = getattr(reader, "video_ids", None)
     if known is not None:  # videos of the manifest that never reached the store are skipped
@@ -195,7 +199,8 @@ def load_split(store: Any, cfg: Any, video_ids: Sequence[str], text_encoder: str
             experts[name] = reader.load_expert(name, list(video_ids), mode="seq", max_len=max_len)
     ts = text_spec(cfg)
     encoder = text_encoder or ts["encoder"]
-    text = reader.load_text(encoder, list(video_ids), max_captions=ts["max_captions"], max_tokens=ts["max_tokens"])
+    text = reader.load_text(encoder, list(video_ids), max_captions=None if all_captions else ts["max_captions"],
+                            max_tokens=ts["max_tokens"])
     return SplitData.from_arrays(video_ids, experts, text, text_encoder=encoder)
 
 

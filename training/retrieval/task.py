@@ -8,7 +8,6 @@ similarities). The best epoch is the one with the highest validation text->video
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from videxperts.training.distributed import gather_cat, tree_map
 from videxperts.training.retrieval.data import GlobalBatchSampler, SplitData
 from videxperts.training.task import Column, Evaluation, Selection, Task
 
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _RANK_COLUMNS = (("R1", "R@1"), ("R5", "R@5"), ("R10", "R@10"), ("R50", "R@50"), ("MdR", "MdR"), ("MnR", "MnR"),
                  ("Geom", "Geom"))
 
@@ -83,39 +81,52 @@ class RetrievalTask(Task):
 
     # ------------------------------------------------------------------ data
     def check_store(self, cfg: Any, store: Any, source: str, url: str) -> None:
-        """Every expert and the text encoder of ``cfg`` are in ``store`` with the config's dims."""
+        """Every expert and the text encoder of ``cfg`` are in ``store`` with the config's dims.
+
+        All mismatches are listed at once (one line, ``;``-separated), each with a hint when the
+        config follows the published features' names (see docs/EXPERTS.md "Published configs").
+        """
+        from videxperts.training.preflight import mismatch_hint
+
+        problems: list[str] = []
         have = store.experts
         for name, spec in cfg.data.experts.items():
             if name not in have:
-                raise UserError(f"{source}: data.experts.{name}: store {url} has no features for this expert "
-                                f"(it has: {', '.join(sorted(have)) or 'none'})")
-            if int(have[name]["dim"]) != int(spec.dim):
-                raise UserError(f"{source}: data.experts.{name}.dim is {spec.dim} but store {url} holds "
-                                f"{have[name]['dim']}-dim features for {name!r}")
+                problems.append(f"data.experts.{name}: no features for this expert (it has: "
+                                f"{', '.join(sorted(have)) or 'none'}){mismatch_hint('expert', name)}")
+            elif int(have[name]["dim"]) != int(spec.dim):
+                problems.append(f"data.experts.{name}.dim is {spec.dim} but the store holds {have[name]['dim']}-dim "
+                                f"features{mismatch_hint('dim', name, int(spec.dim), int(have[name]['dim']))}")
         text, encoders = cfg.data.text, store.text_encoders
         if text.encoder not in encoders:
-            raise UserError(f"{source}: data.text.encoder: store {url} has no captions encoded with "
-                            f"{text.encoder!r} (it has: {', '.join(sorted(encoders)) or 'none'})")
-        if int(encoders[text.encoder]["dim"]) != int(text.dim):
-            raise UserError(f"{source}: data.text.dim is {text.dim} but store {url} holds "
-                            f"{encoders[text.encoder]['dim']}-dim {text.encoder!r} tokens")
+            problems.append(f"data.text.encoder: no captions encoded with {text.encoder!r} (it has: "
+                            f"{', '.join(sorted(encoders)) or 'none'}){mismatch_hint('encoder', text.encoder)}")
+        elif int(encoders[text.encoder]["dim"]) != int(text.dim):
+            problems.append(f"data.text.dim is {text.dim} but the store holds {encoders[text.encoder]['dim']}-dim "
+                            f"{text.encoder!r} tokens")
+        if problems:
+            raise UserError(f"{source} does not match store {url}: {len(problems)} problem"
+                            f"{'s' if len(problems) > 1 else ''}: {'; '.join(problems)}")
 
     def load_split(self, reader: Any, cfg: Any, video_ids: list[str], resources: Mapping[str, Any]) -> SplitData:
         from videxperts.training.retrieval.data import load_split
 
-        data = load_split(reader, cfg, video_ids)
+        evaluated = resources.get("split") != "train"  # val/test (and `evaluate`) score every caption
+        data = load_split(reader, cfg, video_ids, all_captions=evaluated)
         ts = cfg.data.text
         for enc in sorted({t.encoder for t in resources.get("teachers") or []} - {ts.encoder}):
-            data.add_text(enc, reader.load_text(enc, data.video_ids, max_captions=ts.max_captions,
+            data.add_text(enc, reader.load_text(enc, data.video_ids, max_captions=data.tokens.shape[1] if evaluated else ts.max_captions,
                                                 max_tokens=ts.max_tokens))
         return data
 
     def check_resources(self, cfg: Any) -> None:
         """TeachText teachers given by path: readable, safe, and using only this config's experts."""
+        from videxperts.training.checkpoint import is_run_id
+
         for ref in cfg.teachtext.teachers if cfg.teachtext is not None else []:
             if Path(ref).exists():
                 self._check_teacher(cfg, ref, ref)
-            elif not _RUN_ID.match(ref):
+            elif not is_run_id(ref):
                 raise UserError(f"{cfg.source}: teachtext.teachers: {ref}: neither a checkpoint file nor an MLflow "
                                 "run id")
 
@@ -179,6 +190,13 @@ class RetrievalTask(Task):
 
                 batch["teacher_sims"] = teacher_similarities(teachers, train, vid, cap, device)
             yield batch
+
+    def example_batch(self, cfg: Any, batch_size: int, seed: int = 0) -> dict[str, Any]:
+        from videxperts.training.retrieval.data import synthetic_splits
+
+        data = synthetic_splits(cfg, {"train": batch_size}, seed=seed)["train"]
+        vid = np.arange(batch_size)
+        return {"video": data.video_batch(vid), "text": data.text_batch(vid, np.zeros(batch_size, np.int64))}
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model: nn.Module, data: SplitData, device: torch.device) -> Evaluation:

@@ -104,9 +104,13 @@ def test_msrvtt_ce_matches_published_architecture():
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_config_builds(path):
-    cfg = load_config(path)
+    """Every shipped training config, whatever its task, builds and describes consistently."""
+    from videxperts.training.config import load_config as load_any_config
+    from videxperts.training.task import task_of
+
+    cfg = load_any_config(str(path))
     with torch.device("meta"):
-        model = build_model(cfg)
+        model = task_of(cfg).build_model(cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
     desc = describe_model(cfg)
     assert sum(desc["components"].values()) == desc["parameters"]
@@ -483,3 +487,23 @@ def test_geu_and_reasoning_gate_formulas():
     x, gi = torch.randn(3, 4), torch.randn(3, 4)
     expected = torch.nn.functional.normalize(x * torch.sigmoid(bn(gate.bn_g, gi) + bn(gate.bn_x, gate.fc(x))), dim=1)
     torch.testing.assert_close(gate(x, gi), expected)
+
+
+ORIGINAL_NAMES = {"audio": "audio", "face": "face", "i3d": "i3d.i3d.0", "inst": "imagenet.resnext101_32x48d.0",
+                  "rgb": "imagenet.senet154.0", "ocr": "ocr", "r2p1d": "r2p1d.r2p1d-ig65m.0",
+                  "scene": "scene.densenet161.0", "speech": "speech"}
+
+
+@pytest.mark.parametrize("name", ["msrvtt_concat", "lsmdc_concat"])
+def test_published_concat_configs_use_the_originals_expert_order(name):
+    """The original sorts its own modality names (utils.compute_dims) and concatenates in that
+    order; the published Concat configs reproduce it under compat, the clean default sorts ours."""
+    from videxperts.resources import config_path
+    from videxperts.training.config import load_config as load_any_config
+
+    cfg = load_any_config(str(config_path("train", name)))
+    experts = list(cfg.data.experts)
+    expected = sorted(experts, key=lambda e: ORIGINAL_NAMES[e])
+    assert cfg.model.compat.concat_order == expected != sorted(experts)
+    with torch.device("meta"):
+        assert build_model(cfg).concat_order == expected
