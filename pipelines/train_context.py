@@ -88,6 +88,7 @@ def log_dataset(client: Any, run_id: str, ctx: RunContext) -> None:
 def log_results_table(client: Any, parent: str, summary: dict) -> None:
     """The parent run's mean (std) table over seeds, as the report prints it (markdown and JSON)."""
     from videxperts.training.task import get_task
+    from videxperts.training.tracking import result_value
 
     task = get_task(summary["task"])
     agg = summary.get("aggregate") or {}
@@ -96,7 +97,7 @@ def log_results_table(client: Any, parent: str, summary: dict) -> None:
         header = [c.header for c in columns]
         cells = []
         for c in columns:
-            m, s = agg.get(f"test/{c.metric}_mean"), agg.get(f"test/{c.metric}_std")
+            m, s = result_value(agg, "test", f"{c.metric}_mean"), result_value(agg, "test", f"{c.metric}_std")
             cells.append("-" if m is None else f"{m:.{c.digits}f} ({s:.{c.digits}f})")
         lines += [f"### {title} (mean (std) over {len(summary['seeds'])} seeds)", "",
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(cells) + " |", ""]
@@ -115,9 +116,10 @@ def log_results_table(client: Any, parent: str, summary: dict) -> None:
 def log_counts(client: Any, run_id: str, counts: dict[str, dict[str, int]], metric_names: list[str]) -> None:
     """What each split's evaluation scored (videos, queries) as metrics, plus protocol warnings as a tag."""
     from videxperts.training.protocol import WARNINGS_TAG, protocol_warnings
-    from videxperts.training.tracking import log_metrics
+    from videxperts.training.tracking import log_metrics, result_key
 
-    log_metrics(client, run_id, {f"{split}/n_{k}": float(v) for split, c in counts.items() for k, v in c.items()})
+    log_metrics(client, run_id, {result_key(split, f"n_{k}"): float(v) for split, c in counts.items()
+                                 for k, v in c.items()})
     warnings = protocol_warnings(counts, metric_names)
     if warnings:
         client.set_tag(run_id, WARNINGS_TAG, "; ".join(warnings)[:5000])

@@ -212,12 +212,12 @@ class TrackingLost(UserError):
 
 def _seed_metrics(cfg: Any, outcome: dict) -> list[tuple[str, float, int]]:
     """The epoch rows the workers could not log, then the final test metrics (step = epochs)."""
-    from videxperts.training.runner import prefixed
+    from videxperts.training.tracking import result_keys
 
     rows = [(k, float(v), int(row["epoch"])) for row in outcome.get("history", [])
             if row["epoch"] in set(outcome.get("unlogged_epochs", []))
             for k, v in row.items() if k != "epoch" and isinstance(v, int | float)]
-    final = {**prefixed("test", outcome["test"]), "best_epoch": float(outcome["best_epoch"])}
+    final = {**result_keys("test", outcome["test"]), "best_epoch": float(outcome["best_epoch"])}
     rows += [(k, float(v), int(cfg.train.epochs)) for k, v in final.items()]
     return [r for r in rows if math.isfinite(r[1])]
 
@@ -294,7 +294,6 @@ def run_train(req: TrainRequest) -> dict:
     from videxperts.storage._fs import absolute_store_url
     from videxperts.training import tracking
     from videxperts.training.describe import describe_model
-    from videxperts.training.runner import prefixed
     from videxperts.training.task import task_of
 
     work = Path(req.work_dir).resolve()
@@ -387,7 +386,7 @@ def run_train(req: TrainRequest) -> dict:
                         train_context.log_counts(client, child, outcome["counts"], list(outcome["test"]))
                     if not req.keep_checkpoints:  # logged: the epoch checkpoints are no longer needed
                         remove_ray_checkpoints(work, cfg, child)
-                per_seed.append(prefixed("test", outcome["test"]))
+                per_seed.append(tracking.result_keys("test", outcome["test"]))
                 summary["seeds"][seed] = outcome
             agg = tracking.mean_std(per_seed)
             tracking.log_metrics(client, parent, agg)

@@ -34,6 +34,7 @@ from videxperts.errors import UserError
 from videxperts.training.checkpoint import STATE_FILE
 from videxperts.training.distributed import convert_batchnorm, to_device, tree_map, world
 from videxperts.training.task import Evaluation, Task, task_of
+from videxperts.training.tracking import result_keys
 
 RESULT_FILE = "result.json"
 ARRAYS_FILE = "test_arrays.npz"
@@ -203,7 +204,7 @@ def fit(cfg: Any, splits: Mapping[str, Any], options: LoopOptions, reporter: Rep
             "train/loss": float(np.mean(losses["loss"])) if losses.get("loss") else float("nan"),
             "train/epoch_time_s": epoch_time,
             "train/samples_per_s_worker": samples / epoch_time if epoch_time > 0 else 0.0,
-            "lr": float(optimizer.param_groups[0]["lr"]),
+            "train/lr": float(optimizer.param_groups[0]["lr"]),
             "train/peak_rss_mb": peak_rss_mb(),
         }
         row.update({f"train/{k}": float(np.mean(v)) for k, v in losses.items() if k != "loss"})
@@ -263,7 +264,7 @@ def fit(cfg: Any, splits: Mapping[str, Any], options: LoopOptions, reporter: Rep
         result["val"], counts["val"] = ev.metrics, ev.counts
     result["counts"] = counts
     final = {"epoch": epochs, "final": 1, "best_epoch": best_epoch}
-    final.update(prefixed("test", result.get("test", {})))
+    final.update(result_keys("test", result.get("test", {})))
     with tempfile.TemporaryDirectory(prefix="vx-final-") as tmp:
         if rank == 0:
             torch.save(state, Path(tmp) / STATE_FILE)

@@ -190,6 +190,37 @@ def log_metrics(client: Any, run_id: str, metrics: dict[str, float], step: int =
         client.log_batch(run_id, metrics=items[i : i + 1000])
 
 
+def result_key(split: str, name: str) -> str:
+    """The MLflow key of a number logged once per run (a test metric, a split's size): ``test.t2v.R1``.
+
+    The MLflow UI groups a run's charts into sections named by the text before a key's last ``/``,
+    sorted by name, and shows keys without ``/`` after them ("Model metrics"). Per-epoch curves keep
+    ``train/...`` and ``val/...`` so they come first; single numbers use dots so they come last.
+    """
+    return f"{split}.{name.replace('/', '.')}"
+
+
+def result_keys(split: str, metrics: dict[str, float]) -> dict[str, float]:
+    """``{"t2v/R1": x}`` -> ``{"test.t2v.R1": x}`` for ``split="test"`` (see ``result_key``)."""
+    return {result_key(split, k): float(v) for k, v in metrics.items()}
+
+
+def result_value(metrics: dict[str, float], split: str, name: str) -> float | None:
+    """A logged result by split and name; also reads runs logged before the dotted keys (``test/t2v/R1``)."""
+    for key in (result_key(split, name), f"{split}/{name}"):
+        if key in metrics:
+            return metrics[key]
+    return None
+
+
+def result_counts(metrics: dict[str, float], split: str) -> dict[str, int]:
+    """What a run scored on ``split`` (``{"videos": 30, "queries": 184}``), from either key style."""
+    out = {}
+    for prefix in (f"{split}/n_", f"{split}.n_"):  # legacy first: the dotted keys win
+        out.update({k[len(prefix):]: int(v) for k, v in metrics.items() if k.startswith(prefix)})
+    return out
+
+
 def mean_std(rows: list[dict[str, float]]) -> dict[str, float]:
     """``<key>_mean`` and ``<key>_std`` (population std, ddof 0) over seeds for every shared key."""
     keys = set(rows[0]).intersection(*rows[1:]) if rows else set()

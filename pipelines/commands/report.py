@@ -20,7 +20,7 @@ def report_tables(tracking_uri: str, experiment: str, all_tables: bool = False) 
     from mlflow.tracking import MlflowClient
 
     from videxperts.training.task import get_task
-    from videxperts.training.tracking import KIND_TAG, TASK_TAG
+    from videxperts.training.tracking import KIND_TAG, TASK_TAG, result_counts, result_value
 
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
@@ -44,10 +44,11 @@ def report_tables(tracking_uri: str, experiment: str, all_tables: bool = False) 
                 params = run.data.tags.get("model.parameters")
                 rows.append({
                     "model": run.data.tags.get("model.name", run.info.run_name), "run_id": run.info.run_id,
-                    "scored": {k[len("test/n_"):]: int(v) for k, v in m.items() if k.startswith("test/n_")},
+                    "scored": result_counts(m, "test"),
                     "seeds": len([s for s in run.data.params.get("seeds", "").split(",") if s]),
                     "parameters": int(params) if params else None,
-                    "metrics": {c.metric: {"mean": m.get(f"test/{c.metric}_mean"), "std": m.get(f"test/{c.metric}_std")}
+                    "metrics": {c.metric: {"mean": result_value(m, "test", f"{c.metric}_mean"),
+                                           "std": result_value(m, "test", f"{c.metric}_std")}
                                 for c in columns},
                 })
             tables.append({"task": task_name, "title": title,

@@ -89,6 +89,33 @@ def test_report_lists_experiments_and_fails_without_training_runs(tmp_path: Path
     assert "has no finished training runs" in line
 
 
+def test_report_reads_dotted_results_and_runs_logged_before_them(tmp_path: Path) -> None:
+    """Single-point results are ``test.t2v.R1_mean`` (after the curves on a run page); older runs
+    logged ``test/t2v/R1_mean``: ``report`` reads both, with what each scored."""
+    from mlflow.tracking import MlflowClient
+
+    from videxperts.pipelines.workdir import sqlite_uri
+    from videxperts.training import tracking
+
+    work = tmp_path / "work"
+    work.mkdir()
+    client = MlflowClient(sqlite_uri(work))
+    exp = client.create_experiment("mixed")
+    styles = {"old": lambda k: f"test/{k}", "new": lambda k: tracking.result_key("test", k)}
+    for i, (name, key) in enumerate(styles.items()):
+        run = client.create_run(exp, run_name=name, tags={tracking.KIND_TAG: "train", tracking.TASK_TAG: "retrieval",
+                                                          "model.name": name})
+        metrics = {key("t2v/R1_mean"): 40.0 + i, key("t2v/R1_std"): 1.5, key("n_videos"): 30 + i}
+        for k, v in metrics.items():
+            client.log_metric(run.info.run_id, k, v)
+        client.set_terminated(run.info.run_id)
+    assert all("/" not in k for k in metrics), "single-point results must sort after the curves"
+    doc = json.loads(_run("report", "--experiment", "mixed", "--work-dir", str(work), "--json").stdout)
+    rows = {r["model"]: r for r in doc["tables"][0]["rows"]}
+    assert rows["old"]["metrics"]["t2v/R1"] == {"mean": 40.0, "std": 1.5} and rows["old"]["scored"] == {"videos": 30}
+    assert rows["new"]["metrics"]["t2v/R1"] == {"mean": 41.0, "std": 1.5} and rows["new"]["scored"] == {"videos": 31}
+
+
 def test_ui_checks_its_port_first_and_suggests_another(tmp_path: Path) -> None:
     work = tmp_path / "work"
     _db_with_runs(work)

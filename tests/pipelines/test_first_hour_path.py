@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from videxperts.training.tracking import result_key
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # two Ray starts; ~2-3 min on 2 idle cores
 EXE = str(Path(sys.executable).with_name("videxperts"))
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -96,10 +98,10 @@ def test_evaluate_a_parent_run_gives_mean_std_over_seeds(flow: dict) -> None:
     out = json.loads(res.stdout)
     assert out["run"] == parent.info.run_id and len(out["seeds"]) == 1
     assert out["metrics"]["t2v/R1"]["std"] == 0.0
-    assert out["videos"] == int(parent.data.metrics["test/n_videos"])
-    assert out["queries"] == int(parent.data.metrics["test/n_queries"])
+    assert out["videos"] == int(parent.data.metrics["test.n_videos"])
+    assert out["queries"] == int(parent.data.metrics["test.n_queries"])
     for k, v in out["metrics"].items():  # the same numbers as training logged
-        assert v["mean"] == pytest.approx(parent.data.metrics[f"test/{k}_mean"], rel=1e-5, abs=1e-6)
+        assert v["mean"] == pytest.approx(parent.data.metrics[result_key("test", f"{k}_mean")], rel=1e-5, abs=1e-6)
 
 
 def test_mlflow_links_video_to_run(flow: dict) -> None:
@@ -135,7 +137,7 @@ def test_mlflow_links_video_to_run(flow: dict) -> None:
     results = Path(client.download_artifacts(parent.info.run_id, "results.md", str(flow["root"] / "dl")))
     assert "| R@1 |" in results.read_text() and "scored on test:" in results.read_text()
     for run in (parent, child):
-        assert run.data.metrics["test/n_queries"] > run.data.metrics["test/n_videos"] > 0
+        assert run.data.metrics["test.n_queries"] > run.data.metrics["test.n_videos"] > 0
         assert "videxperts.protocol.warnings" in client.get_run(run.info.run_id).data.tags
     # the best checkpoint as an MLflow PyTorch model: registry-ready
     assert "model/MLmodel" in {a.path for a in client.list_artifacts(child.info.run_id, "model")}

@@ -114,7 +114,7 @@ def test_plugin_task_trains_resumes_and_reports(setup: dict) -> None:
     children = [r for r in runs if r.data.tags.get(tracking.KIND_TAG) == "seed"]
     assert len(parents) == 1 and len(children) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert parents[0].data.tags[tracking.TASK_TAG] == TASK
-    assert all("val/accuracy" in c.data.metrics and "test/nll" in c.data.metrics for c in children)
+    assert all("val/accuracy" in c.data.metrics and "test.nll" in c.data.metrics for c in children)
 
     env = _env()
     rep = subprocess.run([str(Path(sys.executable).with_name("videxperts")), "report", "--experiment", "probe",  # noqa: S603

@@ -92,6 +92,17 @@ def test_mean_std():
     assert out == {"a_mean": 2.0, "a_std": 1.0}
 
 
+def test_result_keys_sort_after_the_curves_and_old_keys_still_read():
+    keys = tracking.result_keys("test", {"t2v/R1": 1, "rsum": 2})
+    assert keys == {"test.t2v.R1": 1.0, "test.rsum": 2.0}
+    # the MLflow UI's chart section is the text before the last "/": none for results, after train/ and val/
+    assert all("/" not in k for k in keys)
+    assert tracking.result_value({"test.t2v.R1_mean": 3.0, "test/t2v/R1_mean": 9.0}, "test", "t2v/R1_mean") == 3.0
+    assert tracking.result_value({"test/t2v/R1_mean": 9.0}, "test", "t2v/R1_mean") == 9.0
+    assert tracking.result_value({}, "test", "t2v/R1_mean") is None
+    assert tracking.result_counts({"test/n_videos": 4, "test.n_videos": 5, "val.n_queries": 7}, "test") == {"videos": 5}
+
+
 def test_crashed_training_ends_failed(tmp_path, monkeypatch):
     """A worker that dies with no retries left: the seed run and the parent run end FAILED."""
     torch.set_num_threads(1)

@@ -87,15 +87,15 @@ def test_mlflow_parent_child_structure(trained):
     for c in children:
         assert len(client.get_metric_history(c.info.run_id, "train/loss")) == 3
         assert len(client.get_metric_history(c.info.run_id, "val/t2v/Geom")) == 3
-        assert "test/t2v/Geom" in c.data.metrics and "test/v2t/R1" in c.data.metrics
+        assert "test.t2v.Geom" in c.data.metrics and "test.v2t.R1" in c.data.metrics
         arts = {a.path for a in client.list_artifacts(c.info.run_id)}
         assert {"config.yaml", "checkpoint", "plots"} <= arts
         plots = {a.path for a in client.list_artifacts(c.info.run_id, "plots")}
         assert plots == {"plots/training_curve.png", "plots/rank_distribution.png"}
         assert [a.path for a in client.list_artifacts(c.info.run_id, "checkpoint")] == ["checkpoint/model.pt"]
-    vals = [c.data.metrics["test/t2v/R1"] for c in children]
-    assert parent.data.metrics["test/t2v/R1_mean"] == pytest.approx(sum(vals) / 2)
-    assert parent.data.metrics["test/t2v/R1_std"] == pytest.approx(abs(vals[0] - vals[1]) / 2)
+    vals = [c.data.metrics["test.t2v.R1"] for c in children]
+    assert parent.data.metrics["test.t2v.R1_mean"] == pytest.approx(sum(vals) / 2)
+    assert parent.data.metrics["test.t2v.R1_std"] == pytest.approx(abs(vals[0] - vals[1]) / 2)
     assert not (Path.cwd() / "mlruns").exists()
 
 
@@ -122,7 +122,7 @@ def test_evaluate_reproduces_the_logged_test_metrics(trained):
     assert out["task"] == "retrieval" and out["queries"] > 0
     assert {k.split("/")[0] for k in out["metrics"]} == {"t2v", "v2t"}
     for k, v in out["metrics"].items():
-        assert v == pytest.approx(child.data.metrics[f"test/{k}"], rel=1e-5, abs=1e-6)
+        assert v == pytest.approx(child.data.metrics[tracking.result_key("test", k)], rel=1e-5, abs=1e-6)
 
 
 def test_report_table(trained):
@@ -135,9 +135,9 @@ def test_report_table(trained):
     (row,) = t2v["rows"]
     assert row["model"] == "tiny-cli" and row["seeds"] == 2 and row["parameters"] > 0
     pm = trained["parent"].data.metrics
-    assert row["metrics"]["t2v/Geom"]["mean"] == pytest.approx(pm["test/t2v/Geom_mean"])
-    assert row["metrics"]["t2v/MdR"]["std"] == pytest.approx(pm["test/t2v/MdR_std"])
-    assert v2t["rows"][0]["metrics"]["v2t/R1"]["mean"] == pytest.approx(pm["test/v2t/R1_mean"])
+    assert row["metrics"]["t2v/Geom"]["mean"] == pytest.approx(pm["test.t2v.Geom_mean"])
+    assert row["metrics"]["t2v/MdR"]["std"] == pytest.approx(pm["test.t2v.MdR_std"])
+    assert v2t["rows"][0]["metrics"]["v2t/R1"]["mean"] == pytest.approx(pm["test.v2t.R1_mean"])
     text = CliRunner().invoke(cli, ["report", "--experiment", "cli", "--work-dir", trained["work"]]).output
     assert "R@1" in text and "tiny-cli" in text and f"{row['metrics']['t2v/R1']['mean']:.1f} (" in text
     assert "video->text" not in text  # the first table only, unless --all-tables

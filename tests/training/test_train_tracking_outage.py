@@ -104,7 +104,7 @@ def test_server_lost_mid_training_keeps_the_seed_and_resumes(server: Server, tmp
     (doc_path,) = (work / "mlflow-unsent").glob("*.json")
     doc = json.loads(doc_path.read_text())
     names = {m[0] for m in doc["metrics"]}
-    assert {"test/t2v/R1", "best_epoch"} <= names and doc["status"] == "FINISHED"
+    assert {"test.t2v.R1", "best_epoch"} <= names and doc["status"] == "FINISHED"
     kept = work / "mlflow-unsent" / doc["artifacts"]
     assert (kept / "checkpoint" / "model.pt").is_file() and (kept / "result.json").is_file()
     assert any((work / "ray").glob("tiny-outage-*/checkpoint_*"))  # Ray Train's checkpoints stay too
@@ -120,7 +120,7 @@ def test_server_lost_mid_training_keeps_the_seed_and_resumes(server: Server, tmp
     runs = client.search_runs([exp.experiment_id])
     assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 3
     seed0 = next(r for r in runs if r.data.tags.get(tracking.SEED_TAG) == "0")
-    assert seed0.info.run_id == doc["run_id"] and "test/t2v/R1" in seed0.data.metrics
+    assert seed0.info.run_id == doc["run_id"] and "test.t2v.R1" in seed0.data.metrics
     assert any(a.path == "checkpoint" for a in client.list_artifacts(seed0.info.run_id))
     steps = {m.step for m in client.get_metric_history(seed0.info.run_id, "train/loss")}
     assert steps == set(range(1, 7))  # every epoch, those after the outage sent late

@@ -144,7 +144,7 @@ def test_cli_train_caption_evaluate_report(setup, tmp_path_factory):
     exp = client.get_experiment_by_name("cap")
     child = next(r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get(tracking.KIND_TAG) == "seed")
     assert [m.value for m in client.get_metric_history(child.info.run_id, "train/phase")] == [0.0, 1.0]
-    assert "test/METEOR" in child.data.metrics
+    assert "test.METEOR" in child.data.metrics
     plots = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
     assert "plots/sample_captions.json" in plots
     assert "vocab.json" in {a.path for a in client.list_artifacts(child.info.run_id)}
@@ -162,7 +162,7 @@ def test_cli_train_caption_evaluate_report(setup, tmp_path_factory):
                                    "--work-dir", work, "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["metrics"]["METEOR"] == pytest.approx(child.data.metrics["test/METEOR"], rel=1e-6)
+    assert out["metrics"]["METEOR"] == pytest.approx(child.data.metrics["test.METEOR"], rel=1e-6)
 
     res = CliRunner().invoke(cli, ["report", "--experiment", "cap", "--work-dir", work])
     assert res.exit_code == 0, res.output

@@ -52,7 +52,7 @@ def test_train_logs_losses_rewards_attention_and_validation(trained: dict) -> No
     run = s["seeds"]["0"]["run_id"]
     names = set(client.get_run(run).data.metrics)
     assert {"train/hinge", "train/id", "train/decoder", "train/pg_discrete", "train/pg_continuous", "train/reward",
-            "train/attn_img_mean", "train/attn_txt_std", "val/rsum", "val/rsum_select", "test/rsum"} <= names
+            "train/attn_img_mean", "train/attn_txt_std", "val/rsum", "val/rsum_select", "test.rsum"} <= names
     assert len(client.get_metric_history(run, "train/pg_discrete")) == 2  # one point per epoch
     (vocab,) = (trained["work"] / "vocab").glob("tiny-match-*.json")
     words = json.loads(vocab.read_text())["words"]
