@@ -189,13 +189,19 @@ class FeatureStore:
         check_name(name, "expert" if kind == "expert" else "text encoder")
         rel = f"{KIND_DIR[kind]}/{name}/zarr.json"
         old = None
-        if self._root.exists(rel):
-            try:
-                old = json.loads(self._root.read_bytes(rel))["attributes"]
-            except (ValueError, KeyError, TypeError) as exc:
-                self._damaged(rel, f"does not parse ({first_line(exc, 120)})", None)
-        elif self._root.exists(f"{KIND_DIR[kind]}/{name}"):  # the folder without its zarr.json
-            self._damaged(rel, "missing", None)
+        # The folder never exists without its zarr.json (both appear at once), so a folder seen after
+        # a missing zarr.json is another process's registration landing in between: look again.
+        for look in range(2):
+            if self._root.exists(rel):
+                try:
+                    old = json.loads(self._root.read_bytes(rel))["attributes"]
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._damaged(rel, f"does not parse ({first_line(exc, 120)})", None)
+                break
+            if not self._root.exists(f"{KIND_DIR[kind]}/{name}"):
+                break
+            if look == 1:  # the folder without its zarr.json, twice in a row
+                self._damaged(rel, "missing", None)
         if old is not None and not old.get("dropped"):
             diffs = differences(old, dim, provenance)
             if diffs:

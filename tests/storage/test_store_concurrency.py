@@ -79,6 +79,27 @@ def check_store(url: str, storage_options: dict | None = None) -> set[str]:
     return done
 
 
+
+def test_registration_landing_between_the_two_looks_is_not_damage(tmp_path: Path) -> None:
+    """Writer A finds no zarr.json; writer B registers the expert; A then sees B's folder. That is
+    B's registration, not a folder without its zarr.json (the race seen on S3 with two writers)."""
+    url = str(tmp_path / "s.zarr")
+    a = FeatureStore.open(url, "w-")
+    b = FeatureStore.open(url, "a")
+    real = a._root.exists
+    seen: list[str] = []
+
+    def exists(rel: str) -> bool:
+        found = real(rel)
+        if rel == "experts/scene/zarr.json" and not seen:
+            seen.append(rel)
+            b.ensure_expert("scene", 4, PROV)  # lands after A's first look
+        return found
+
+    a._root.exists = exists
+    a.ensure_expert("scene", 4, PROV)
+    assert seen and a.experts["scene"]["dim"] == 4 and b.experts == a.experts
+
 def test_concurrent_writer_processes(tmp_path) -> None:
     url = str(tmp_path / "store.zarr")
     FeatureStore.open(url, "w-")
