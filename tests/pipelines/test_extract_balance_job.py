@@ -49,8 +49,11 @@ def test_heavy_expert_gets_the_cores_and_threads_are_explicit(tmp_path: Path, mo
     assert all(bal[n]["threads"] == 1 for n in ("decode", "inst", "audio"))
     assert abs(sum(bal[n]["share"] for n in bal) - 2.0) < 0.01
     assert s["balance"]["predicted_core_use"] >= 0.9
-    old = {n: Allocation(n, 0.5, 1, 1, 0.5) for n in costs}  # one single-threaded actor per stage
-    assert core_use(costs, old, 2.0) < 0.6
+    # one single-threaded actor per stage leaves the heavy stage's second core idle: whatever the
+    # machine's cost ratios (decode's share varies), the balanced allocation keeps about twice the cores busy
+    old = core_use(costs, {n: Allocation(n, 0.5, 1, 1, 0.5) for n in costs}, 2.0)
+    assert old < s["balance"]["predicted_core_use"]
+    assert s["balance"]["predicted_core_use"] >= min(1.0, 1.9 * old)
     # every actor set its threads explicitly to its share (read back from the actors themselves)
     threads = {a["stage"]: a["torch_threads"] for a in s["cpu_s"]["actors"] if a["torch_threads"] is not None}
     assert threads == {"r2p1d": 2, "inst": 1, "audio": 1}
