@@ -34,6 +34,6 @@ shot() {  # name, url fragment, window height
 mkdir -p "$OUT"
 shot experiments "experiments"
 shot runs "experiments/$EXP/runs"
-shot seed-curves "experiments/$CEXP/runs/$CSEED/model-metrics" 2600
+shot seed-curves "experiments/$CEXP/runs/$CSEED/model-metrics" 4200
 shot parent-results "experiments/$EXP/runs/$PARENT/artifacts/results.md"
 ls -l "$OUT"/mlflow-*.png
